@@ -1,0 +1,35 @@
+"""RSU geometry: distances, coverage and association with hysteresis (vectorized over vehicles)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RsuLayout:
+    """RSUs at fixed positions `xy_m` (k, 2), each covering a disc of `radius_m`."""
+
+    ids: tuple[str, ...]
+    xy_m: np.ndarray
+    radius_m: float
+
+    def distances_m(self, vehicle_xy_m: np.ndarray) -> np.ndarray:
+        """(n, k) Euclidean distances from each vehicle to each RSU."""
+        diff = vehicle_xy_m[:, None, :] - self.xy_m[None, :, :]
+        return np.sqrt((diff ** 2).sum(axis=2))
+
+
+def associate(dist_m: np.ndarray, radius_m: float, current: np.ndarray, hysteresis_m: float = 0.0) -> np.ndarray:
+    """New RSU index per vehicle (-1: none in range): the nearest in range, but a vehicle keeps its
+    current RSU while it stays in range and is not more than `hysteresis_m` farther than the nearest."""
+    n = dist_m.shape[0]
+    if dist_m.shape[1] == 0 or n == 0:
+        return np.full(n, -1, dtype=int)
+    nearest = np.argmin(dist_m, axis=1)
+    d_near = dist_m[np.arange(n), nearest]
+    new = np.where(d_near <= radius_m, nearest, -1)
+    has_cur = current >= 0
+    d_cur = np.where(has_cur, dist_m[np.arange(n), np.maximum(current, 0)], np.inf)
+    keep = has_cur & (d_cur <= radius_m) & (d_cur <= d_near + hysteresis_m)
+    return np.where(keep, current, new)
