@@ -1,0 +1,2 @@
+"""The co-simulation kernel: the only package that knows about time and SimPy."""
+__version__ = "0.1.0"

@@ -1,0 +1,22 @@
+"""User-facing errors: one line naming the file, the field, the value and what was expected."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An error in what the user gave us; the CLI prints str(err) on one line and exits 2."""
+
+
+class ScenarioError(UserError):
+    """One or more invalid fields in a scenario file."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def field_error(source: str, field: str, value, expected: str) -> str:
+    """Format one error line: `<file>: <field> = <value>: expected <what>`."""
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{source}: {field} = {shown}: expected {expected}"

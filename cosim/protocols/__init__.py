@@ -1,0 +1,1 @@
+"""Round timelines on the SimPy clock: who sends what to whom, when."""
