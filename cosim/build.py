@@ -8,6 +8,7 @@ import numpy as np
 from channel.seed import free_space_gain_at_1m
 from mobility.base import MobilitySource
 from mobility.rsu import RsuLayout
+from mobility.scripted import ScriptedSource, ScriptedVehicle
 from mobility.synthetic import HighwaySpec, SyntheticHighway
 
 from .compute import CpuModel, ServerModel
@@ -20,6 +21,11 @@ def build_source(sc: Scenario, base_dir: Path, streams: RngStreams) -> MobilityS
     m = sc.mobility
     if m.source == "highway":
         return SyntheticHighway(HighwaySpec(**m.highway.model_dump()), m.step_s, streams.get("mobility"))
+    if m.source == "scripted":
+        vehicles = [ScriptedVehicle(v.id, v.x_m, v.y_m, v.speed_mps, v.heading_deg, v.depart_s,
+                                    v.arrive_s if v.arrive_s is not None else float("inf"))
+                    for v in m.scripted.vehicles]
+        return ScriptedSource(vehicles, m.step_s)
     raise NotImplementedError(f"mobility source {m.source!r} is not wired into runs yet")
 
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import SettingError, UserError
 from .scenario import load_scenario
 
 
@@ -53,8 +53,11 @@ def _run(args) -> int:
 
     sc, base_dir = load_scenario(args.scenario, args.overrides)
     run_dir = Path(args.out) if args.out else Path("runs") / f"{sc.name}-seed{sc.seed}"
-    with RunProgress(sc.protocol.rounds, sc.duration_s, quiet=args.quiet) as progress:
-        result = run_scenario(sc, base_dir, run_dir, on_round=progress.update)
+    try:
+        with RunProgress(sc.protocol.rounds, sc.duration_s, quiet=args.quiet) as progress:
+            result = run_scenario(sc, base_dir, run_dir, on_round=progress.update)
+    except SettingError as err:
+        raise err.with_source(args.scenario) from None
     if not args.quiet:
         progress.summary(result)
     return 0 if result.status in ("completed", "duration-reached") else 1

@@ -14,6 +14,17 @@ class ScenarioError(UserError):
         super().__init__("\n".join(self.lines))
 
 
+class SettingError(UserError):
+    """A setting that validates alone but is impossible in context (found while building the run)."""
+
+    def __init__(self, field: str, value, expected: str):
+        self.field, self.value, self.expected = field, value, expected
+        super().__init__(f"{field} = {value!r}: expected {expected}")
+
+    def with_source(self, source: str) -> UserError:
+        return UserError(field_error(source, self.field, self.value, self.expected))
+
+
 def field_error(source: str, field: str, value, expected: str) -> str:
     """Format one error line: `<file>: <field> = <value>: expected <what>`."""
     shown = repr(value)

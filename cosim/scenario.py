@@ -56,19 +56,36 @@ class SumoConfig(_Frozen):
         return self
 
 
+class ScriptedVehicleConfig(_Frozen):
+    id: str
+    x_m: float
+    y_m: float = 0.0
+    speed_mps: NonNegFloat = 0.0
+    heading_deg: float = 0.0
+    depart_s: NonNegFloat = 0.0
+    arrive_s: Optional[PosFloat] = None
+
+
+class ScriptedConfig(_Frozen):
+    vehicles: Annotated[list[ScriptedVehicleConfig], Field(min_length=1)]
+
+
 class FcdConfig(_Frozen):
     file: str
 
 
 class MobilityConfig(_Frozen):
-    source: Literal["highway", "sumo", "fcd"] = "highway"
+    source: Literal["highway", "scripted", "sumo", "fcd"] = "highway"
     step_s: PosFloat = 1.0
     highway: HighwayConfig = HighwayConfig()
     sumo: Optional[SumoConfig] = None
     fcd: Optional[FcdConfig] = None
+    scripted: Optional[ScriptedConfig] = None
 
     @model_validator(mode="after")
     def _source_section(self):
+        if self.source == "scripted" and self.scripted is None:
+            raise ValueError("a mobility.scripted section when source is 'scripted'")
         if self.source == "sumo" and self.sumo is None:
             raise ValueError("a mobility.sumo section when source is 'sumo'")
         if self.source == "fcd" and self.fcd is None:
@@ -77,7 +94,8 @@ class MobilityConfig(_Frozen):
 
 
 class RsuConfig(_Frozen):
-    positions_m: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = [[500.0, -10.0], [1500.0, -10.0], [2500.0, -10.0]]
+    positions_m: Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2)]], Field(min_length=1)] = [
+        [500.0, -10.0], [1500.0, -10.0], [2500.0, -10.0]]
     coverage_radius_m: PosFloat = 500.0
     hysteresis_m: NonNegFloat = 0.0
 

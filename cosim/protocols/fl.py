@@ -30,6 +30,7 @@ class _VehicleResult:
     vehicle: str
     client: int
     result: Optional[LocalResult]
+    trained: bool = False
 
 
 class FedAvg:
@@ -104,9 +105,9 @@ class FedAvg:
                              seed=sim.streams.seed_for("local-train", r, veh.client))
         ok = yield from sim.compute(r, veh, "compute.train", self._train_flops(veh.client))
         if not ok:
-            return _VehicleResult(veh.id, veh.client, None)
+            return _VehicleResult(veh.id, veh.client, None, trained=True)
         ul = yield from sim.transfer(r, veh, "ul", "model", task.model_bytes, power_w, share * ch.uplink_bandwidth_hz)
-        return _VehicleResult(veh.id, veh.client, result if ul.ok else None)
+        return _VehicleResult(veh.id, veh.client, result if ul.ok else None, trained=True)
 
     def _finish_round(self, r: int, t0: float, first_span: int, plan, results: list[_VehicleResult]) -> Generator:
         env, trace, task = self.sim.env, self.sim.trace, self.task
@@ -132,6 +133,9 @@ class FedAvg:
             "bytes_up": sum(s.bytes for s in spans if s.kind == "tx.ul"),
             "bytes_down": sum(s.bytes for s in spans if s.kind == "tx.dl"),
         }
+        # not in rounds.csv: who trained and who was averaged, in order (lets a bare loop replay the run)
+        row["clients_trained"] = [x.client for x in results if x.trained]
+        row["clients_aggregated"] = [x.client for x in done]
         self.rounds.append(row)
         if self.on_round is not None:
             self.on_round(row)

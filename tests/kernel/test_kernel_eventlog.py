@@ -1,0 +1,138 @@
+"""Kernel scenario tests: tiny scripted worlds whose whole event log is known in closed form."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from channel.seed import free_space_gain_at_1m, noise_power_w
+from cosim.run import run_scenario
+from cosim.scenario import validate_tree
+from learning.fl import local_train
+
+BASE = {
+    "name": "tiny", "seed": 3, "duration_s": 100,
+    "mobility": {"source": "scripted", "step_s": 1.0,
+                 "scripted": {"vehicles": [{"id": "a", "x_m": 100.0, "speed_mps": 0.0}]}},
+    "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0},
+    "channel": {"uplink_bandwidth_hz": 1e6, "downlink_bandwidth_hz": 2e6, "vehicle_tx_power_w": 0.1,
+                "rsu_tx_power_w": 1.0},
+    "learning": {"num_clients": 4, "local_epochs": 1, "batch_size": 32},
+    "protocol": {"rounds": 2, "vehicles_per_round": 5, "selection": "all", "round_deadline_s": 50},
+}
+
+
+def _rate_bps(distance_m, power_w, bandwidth_hz):
+    gain = free_space_gain_at_1m(5.9e9) * distance_m ** -2.5
+    return bandwidth_hz * math.log2(1 + power_w * gain / noise_power_w(bandwidth_hz))
+
+
+def _run(tmp_path, tree):
+    sc = validate_tree(tree, "tiny.yaml")
+    return run_scenario(sc, tmp_path, tmp_path / "run")
+
+
+def test_one_stationary_vehicle_whole_event_log(tmp_path):
+    result = _run(tmp_path, BASE)
+    import pyarrow.parquet as pq
+
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    instants = pq.read_table(tmp_path / "run" / "instants.parquet").to_pylist()
+
+    from cosim.rng import RngStreams
+    from cosim.task import build_task
+    task = build_task(validate_tree(BASE, "tiny.yaml").learning, RngStreams(3))
+    bits = task.model_bytes * 8
+    t_dl = bits / _rate_bps(100.0, 1.0, 2e6)
+    t_ul = bits / _rate_bps(100.0, 0.1, 1e6)
+    flops = task.train_flops_per_sample * task.client_size(0)
+    t_cp = flops / 4.0 / 1.5e9
+    t_agg = 2.0 * sum(v.numel() for v in task.global_state.values()) / 1e12
+
+    expected, t = [], 0.0
+    for r in range(2):
+        expected += [
+            (r, "server", "optimize", t, t, "ok"),
+            (r, "a", "tx.dl", t, t + t_dl, "ok"),
+            (r, "a", "compute.train", t + t_dl, t + t_dl + t_cp, "ok"),
+            (r, "a", "tx.ul", t + t_dl + t_cp, t + t_dl + t_cp + t_ul, "ok"),
+            (r, "server", "aggregate", t + t_dl + t_cp + t_ul, t + t_dl + t_cp + t_ul + t_agg, "ok"),
+        ]
+        t += t_dl + t_cp + t_ul + t_agg
+    got = [(s["round"], s["actor"], s["kind"], s["t_start_s"], s["t_end_s"], s["status"]) for s in spans]
+    assert [g[:3] + g[5:] for g in got] == [e[:3] + e[5:] for e in expected]
+    np.testing.assert_allclose([g[3:5] for g in got], [e[3:5] for e in expected], rtol=1e-12, atol=1e-12)
+
+    assert [(i["actor"], i["kind"], i["round"]) for i in instants] == [
+        ("a", "vehicle.enter", 0), ("a", "coverage.enter", 0),
+        ("server", "round.start", 0), ("a", "select", 0), ("server", "round.end", 0),
+        ("server", "round.start", 1), ("a", "select", 1), ("server", "round.end", 1),
+    ]
+    assert result.status == "completed"
+    assert [r["completed"] for r in result.rounds] == [1, 1]
+    # the uplink span carries the real payload: all bytes of the state dict, cut into MTU packets
+    ul = [s for s in spans if s["kind"] == "tx.ul"][0]
+    assert ul["bytes"] == task.model_bytes and ul["packets"] == math.ceil(task.model_bytes / 1500)
+    assert ul["energy_j"] == pytest.approx(0.1 * t_ul, rel=1e-12)
+
+
+def test_vehicle_leaving_coverage_mid_upload_is_dropped_from_aggregation(tmp_path):
+    tree = {**BASE, "protocol": {**BASE["protocol"], "rounds": 1},
+            "channel": {**BASE["channel"], "uplink_bandwidth_hz": 1e5, "downlink_bandwidth_hz": 20e6},
+            "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+                {"id": "a", "x_m": 100.0, "speed_mps": 0.0},
+                {"id": "b", "x_m": 495.0, "speed_mps": 10.0},       # leaves the 500 m disc before t = 1 s
+            ]}}}
+    result = _run(tmp_path, tree)
+    import pyarrow.parquet as pq
+
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    ul_b = [s for s in spans if s["actor"] == "b" and s["kind"] == "tx.ul"]
+    assert len(ul_b) == 1
+    assert (ul_b[0]["status"], ul_b[0]["cause"], ul_b[0]["t_end_s"]) == ("aborted", "coverage-lost", 1.0)
+    assert 0 < ul_b[0]["bytes"] < [s for s in spans if s["actor"] == "a" and s["kind"] == "tx.ul"][0]["bytes"]
+    row = result.rounds[0]
+    assert (row["selected"], row["completed"], row["dropped"], row["aborted"]) == (2, 1, 1, 1)
+    assert row["clients_aggregated"] == [0]
+
+    # the new global model is vehicle a's local model alone (weights renormalized over the survivors)
+    from cosim.rng import RngStreams
+    from cosim.task import build_task
+    streams = RngStreams(3)
+    task = build_task(validate_tree(tree, "tiny.yaml").learning, streams)
+    cfg = task.config
+    alone = local_train(task.model, task.global_state, task.client_data(0), epochs=cfg.local_epochs,
+                        batch_size=cfg.batch_size, lr=cfg.lr, seed=streams.seed_for("local-train", 0, 0))
+    from learning.fl import evaluate
+    acc, loss = evaluate(task.model, alone.state, task.test)
+    assert (row["accuracy"], row["loss"]) == (acc, loss)
+
+
+def test_round_deadline_drops_late_vehicle(tmp_path):
+    tree = {**BASE, "protocol": {**BASE["protocol"], "rounds": 1, "round_deadline_s": 0.5},
+            "channel": {**BASE["channel"], "uplink_bandwidth_hz": 1e4}}
+    result = _run(tmp_path, tree)
+    import pyarrow.parquet as pq
+
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    ul = [s for s in spans if s["kind"] == "tx.ul"][0]
+    assert (ul["status"], ul["cause"], ul["t_end_s"]) == ("dropped", "deadline", 0.5)
+    row = result.rounds[0]
+    assert (row["completed"], row["dropped"], row["late"]) == (0, 1, 1)
+    assert row["t_end_s"] == 0.5
+
+
+def test_vehicle_vanishing_during_compute_aborts_with_vehicle_left(tmp_path):
+    tree = {**BASE, "protocol": {**BASE["protocol"], "rounds": 1},
+            "devices": {"vehicle": {"cpu_hz": 1e6}},     # a slow CPU: training spans several ticks
+            "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+                {"id": "a", "x_m": 100.0, "arrive_s": 3.0}]}}}
+    _run(tmp_path, tree)
+    import pyarrow.parquet as pq
+
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    cp = [s for s in spans if s["kind"] == "compute.train"][0]
+    assert (cp["status"], cp["cause"], cp["t_end_s"]) == ("aborted", "vehicle-left", 3.0)
+    assert not [s for s in spans if s["kind"] == "tx.ul"]

@@ -1,0 +1,81 @@
+"""Trace schema, Perfetto (Chrome trace-event) validity and byte-identical reruns."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from cosim.cli import main
+from cosim.trace import COUNTER_FIELDS, INSTANT_FIELDS, SPAN_FIELDS
+from tests.conftest import REPO
+
+QUICK = ["--set", "protocol.rounds=3", "--set", "protocol.vehicles_per_round=4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    for name in ("a", "b"):
+        assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(out / name), *QUICK]) == 0
+    return out / "a", out / "b"
+
+
+def test_same_scenario_and_seed_give_byte_identical_files(two_runs):
+    a, b = two_runs
+    for name in ("spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "trace.json",
+                 "summary.json", "manifest.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_other_seed_gives_other_trace(two_runs, tmp_path):
+    main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(tmp_path / "c"), *QUICK,
+          "--set", "seed=2"])
+    assert (tmp_path / "c" / "spans.parquet").read_bytes() != (two_runs[0] / "spans.parquet").read_bytes()
+
+
+def test_parquet_schema(two_runs):
+    run = two_runs[0]
+    spans = pq.read_table(run / "spans.parquet")
+    assert tuple(spans.column_names) == SPAN_FIELDS
+    assert str(spans.schema.field("t_start_s").type) == "double"
+    assert str(spans.schema.field("bytes").type) == "int64"
+    assert tuple(pq.read_table(run / "instants.parquet").column_names) == INSTANT_FIELDS
+    assert tuple(pq.read_table(run / "counters.parquet").column_names) == COUNTER_FIELDS
+    rows = spans.to_pylist()
+    assert rows and all(r["t_end_s"] >= r["t_start_s"] for r in rows)
+    assert {r["status"] for r in rows} <= {"ok", "aborted", "dropped"}
+    assert all((r["status"] == "ok") == (r["cause"] == "") for r in rows)
+
+
+def test_rounds_csv_columns(two_runs):
+    header = (two_runs[0] / "rounds.csv").read_text().splitlines()[0].split(",")
+    for col in ("round", "t_start_s", "t_end_s", "selected", "completed", "dropped", "accuracy", "loss",
+                "latency_s", "energy_j", "predicted_latency_s", "predicted_energy_j"):
+        assert col in header
+    assert len((two_runs[0] / "rounds.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_chrome_trace_is_valid_trace_event_json(two_runs):
+    doc = json.loads((two_runs[0] / "trace.json").read_text())
+    events = doc["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert "server" in names.values() and len(names) == len(set(names.values()))
+    spans = pq.read_table(two_runs[0] / "spans.parquet").to_pylist()
+    xs = [e for e in events if e["ph"] == "X"]
+    assert len(xs) == len(spans)
+    for e, s in zip(xs, spans):
+        assert names[e["tid"]] == s["actor"] and e["name"] == s["kind"]
+        assert e["ts"] == pytest.approx(s["t_start_s"] * 1e6) and e["dur"] >= 0
+        assert isinstance(e["pid"], int)
+    assert {e["ph"] for e in events} <= {"M", "X", "i", "C"}
+    assert all(e["tid"] in names for e in events if e["ph"] != "M")
+
+
+def test_run_directory_contents(two_runs):
+    run = two_runs[0]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 1 and manifest["scenario"]["protocol"]["rounds"] == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 3
