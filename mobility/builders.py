@@ -1,0 +1,138 @@
+"""Small SUMO scenario bundles (net, routes, sumocfg) built with netconvert / netgenerate, randomTrips.py
+and duarouter. The same arguments and seed give byte-identical files.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from .errors import one_line
+from .sumo_live import sumo_binary, sumo_home
+
+__all__ = ["ScenarioFiles", "build_highway", "build_urban_grid", "build_from_plain", "write_sumocfg"]
+
+# SUMO tools stamp their outputs with a comment holding the date and the command line: dropped
+_HEADER_COMMENT = re.compile(rb"<!--.*?-->\s*", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ScenarioFiles:
+    net: Path
+    routes: Path
+    sumocfg: Path
+
+
+def _run(cmd: list[str], what: str) -> None:
+    env = dict(os.environ, SUMO_HOME=str(sumo_home()))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        errors = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "rror" in ln] or [proc.stderr[-300:]]
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {one_line(errors[0])}")
+
+
+def _strip_header(path: Path) -> None:
+    data = path.read_bytes()
+    head_end = data.find(b"<", data.find(b"?>") + 2) if data.startswith(b"<?xml") else 0
+    body = data[head_end:]
+    while body.startswith(b"<!--"):
+        body = _HEADER_COMMENT.sub(b"", body, count=1)
+    path.write_bytes(data[:head_end] + body)
+
+
+def _check(name: str, value: float, low: float) -> None:
+    if not value >= low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+def write_sumocfg(path: Path, net: Path, routes: Path, duration_s: float, seed: int) -> Path:
+    """A .sumocfg naming `net` and `routes` relative to its folder."""
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<configuration>\n'
+        f'    <input>\n        <net-file value={quoteattr(os.path.relpath(net, path.parent))}/>\n'
+        f'        <route-files value={quoteattr(os.path.relpath(routes, path.parent))}/>\n    </input>\n'
+        f'    <time>\n        <begin value="0"/>\n        <end value="{duration_s:g}"/>\n    </time>\n'
+        f'    <random_number>\n        <seed value="{seed}"/>\n    </random_number>\n'
+        '    <report>\n        <no-step-log value="true"/>\n    </report>\n</configuration>\n')
+    return path
+
+
+def _random_routes(net: Path, routes: Path, vehicles_per_hour: float, duration_s: float, seed: int, tmp: Path,
+                   extra: list[str]) -> None:
+    """Trips from randomTrips.py (Binomial arrivals at `vehicles_per_hour` over the net), routed by duarouter."""
+    trips = tmp / "trips.xml"
+    _run([sys.executable, str(sumo_home() / "tools" / "randomTrips.py"), "-n", str(net), "-o", str(trips),
+          "--seed", str(seed), "-b", "0", "-e", f"{duration_s:g}", "--insertion-rate", f"{vehicles_per_hour:g}",
+          "--binomial", "4", "--validate", "--trip-attributes", 'departLane="best" departSpeed="max"', *extra],
+         "randomTrips.py")
+    _run([str(sumo_binary("duarouter")), "-n", str(net), "-r", str(trips), "-o", str(routes),
+          "--alternatives-output", str(tmp / "routes.alt.xml"), "--seed", str(seed), "--ignore-errors",
+          "--no-warnings", "--no-step-log"], "duarouter")
+    _strip_header(routes)
+
+
+def build_from_plain(out_dir: str | Path, name: str, nodes_xml: str, edges_xml: str, vehicles_per_hour: float,
+                     duration_s: float, seed: int, netconvert_args: tuple[str, ...] = ()) -> ScenarioFiles:
+    """A bundle from plain SUMO node and edge XML (netconvert), with random trips."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = ScenarioFiles(out / f"{name}.net.xml", out / f"{name}.rou.xml", out / f"{name}.sumocfg")
+    with tempfile.TemporaryDirectory(prefix="build_scenario_") as t:
+        tmp = Path(t)
+        (tmp / "plain.nod.xml").write_text(nodes_xml)
+        (tmp / "plain.edg.xml").write_text(edges_xml)
+        _run([str(sumo_binary("netconvert")), "--node-files", str(tmp / "plain.nod.xml"), "--edge-files",
+              str(tmp / "plain.edg.xml"), "-o", str(files.net), "--no-warnings", *netconvert_args], "netconvert")
+        _strip_header(files.net)
+        _random_routes(files.net, files.routes, vehicles_per_hour, duration_s, seed, tmp, ["--allow-fringe"])
+    write_sumocfg(files.sumocfg, files.net, files.routes, duration_s, seed)
+    return files
+
+
+def build_highway(out_dir: str | Path, length_m: float = 5000.0, lanes: int = 3, vehicles_per_hour: float = 1800.0,
+                  duration_s: float = 600.0, seed: int = 0, speed_mps: float = 33.33) -> ScenarioFiles:
+    """A straight road along +x from (0, 0) to (length_m, 0): edge "fwd" eastbound and "bwd" westbound,
+    `lanes` lanes each. Vehicles drive the whole road in either direction; `vehicles_per_hour` is the
+    total over both directions. Files: highway.net.xml, highway.rou.xml, highway.sumocfg."""
+    _check("length_m", length_m, 1.0)
+    _check("lanes", lanes, 1)
+    _check("vehicles_per_hour", vehicles_per_hour, 1e-9)
+    _check("duration_s", duration_s, 1.0)
+    nodes = (f'<nodes>\n    <node id="w" x="0" y="0"/>\n    <node id="e" x="{length_m:g}" y="0"/>\n</nodes>\n')
+    edges = ('<edges>\n'
+             f'    <edge id="fwd" from="w" to="e" numLanes="{int(lanes)}" speed="{speed_mps:g}"/>\n'
+             f'    <edge id="bwd" from="e" to="w" numLanes="{int(lanes)}" speed="{speed_mps:g}"/>\n</edges>\n')
+    return build_from_plain(out_dir, "highway", nodes, edges, vehicles_per_hour, duration_s, seed,
+                            ("--no-turnarounds",))
+
+
+def build_urban_grid(out_dir: str | Path, grid_n: int = 5, block_m: float = 200.0, lanes: int = 1,
+                     vehicles_per_hour: float = 900.0, duration_s: float = 600.0, seed: int = 0,
+                     speed_mps: float = 13.89) -> ScenarioFiles:
+    """A `grid_n` x `grid_n` junction grid with `block_m` streets (netgenerate --grid), traffic lights at
+    the junctions, `lanes` lanes per direction; random trips mostly between the grid's border edges.
+    Files: urban_grid.net.xml, urban_grid.rou.xml, urban_grid.sumocfg."""
+    _check("grid_n", grid_n, 2)
+    _check("block_m", block_m, 10.0)
+    _check("lanes", lanes, 1)
+    _check("vehicles_per_hour", vehicles_per_hour, 1e-9)
+    _check("duration_s", duration_s, 1.0)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = ScenarioFiles(out / "urban_grid.net.xml", out / "urban_grid.rou.xml", out / "urban_grid.sumocfg")
+    with tempfile.TemporaryDirectory(prefix="build_scenario_") as t:
+        tmp = Path(t)
+        _run([str(sumo_binary("netgenerate")), "--grid", "--grid.number", str(int(grid_n)), "--grid.length",
+              f"{block_m:g}", "--default.lanenumber", str(int(lanes)), "--default.speed", f"{speed_mps:g}",
+              "--default-junction-type", "traffic_light", "--no-turnarounds", "--no-warnings",
+              "-o", str(files.net)], "netgenerate")
+        _strip_header(files.net)
+        _random_routes(files.net, files.routes, vehicles_per_hour, duration_s, seed, tmp,
+                       ["--fringe-factor", "10", "--min-distance", f"{2 * block_m:g}"])
+    write_sumocfg(files.sumocfg, files.net, files.routes, duration_s, seed)
+    return files

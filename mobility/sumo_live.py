@@ -1,0 +1,393 @@
+"""SUMO driven in lock-step: libsumo in-process (default) or TraCI to a subprocess (optionally sumo-gui).
+
+SUMO's step length is `step_s`. `start()` runs SUMO's first step, so the snapshot at t = 0 holds the
+vehicles that depart at the begin time, exactly as the FCD output's first timestep does.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+import tempfile
+import weakref
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .base import MobilityError, MobilitySnapshot, MobilitySource
+from .errors import MobilityInputError, one_line, require_xml, xml_root_tag
+
+__all__ = ["SumoLive", "RouteState", "sumo_home", "sumo_binary"]
+
+BACKENDS = ("libsumo", "traci")
+_ROOTS = {"SUMO config": ("configuration", "sumoConfiguration"), "net file": ("net",),
+          "route file": ("routes",), "additional file": ("additional", "routes")}
+
+# the one libsumo session this process may have (libsumo is a process-wide singleton)
+_libsumo_session: "_Session | None" = None
+
+
+def sumo_home() -> Path:
+    """SUMO's install directory from the eclipse-sumo wheel (`sumo.SUMO_HOME`)."""
+    import sumo
+
+    return Path(sumo.SUMO_HOME)
+
+
+def sumo_binary(name: str) -> Path:
+    """Path of a SUMO executable ("sumo", "sumo-gui", "netconvert", ...) in `sumo_home()/bin`."""
+    path = sumo_home() / "bin" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: SUMO binary {name!r} not found (is eclipse-sumo installed?)")
+    return path
+
+
+def _import_libsumo():
+    with contextlib.redirect_stdout(io.StringIO()):  # its import may print a pyarrow version warning
+        import libsumo
+    return libsumo
+
+
+def _traci_constants():
+    from traci import constants
+
+    return constants
+
+
+@dataclass(frozen=True)
+class RouteState:
+    """Where a vehicle is on its route: `edges[route_index]` is its edge (the last normal edge while it
+    crosses a junction), `lane_id` its lane (maybe internal, ":..."), `lane_pos_m` the distance along it."""
+
+    edges: tuple[str, ...]
+    route_index: int
+    lane_id: str
+    lane_pos_m: float
+
+
+def _split_list(value: str) -> list[str]:
+    return [v for v in re.split(r"[,\s]+", value.strip()) if v]
+
+
+def _cfg_inputs(cfg: Path) -> dict[str, list[Path]]:
+    """Input files named in a .sumocfg, resolved against its folder: {"net": [...], "route": [...], ...}."""
+    try:
+        root = ET.parse(cfg).getroot()
+    except ET.ParseError as e:
+        raise MobilityInputError(cfg, f"malformed XML ({one_line(e)})") from None
+    found: dict[str, list[Path]] = {"net": [], "route": [], "additional": []}
+    for role, names in (("net", ("net-file", "n")), ("route", ("route-files", "r")),
+                        ("additional", ("additional-files", "a"))):
+        for name in names:
+            for elem in root.iter(name):
+                found[role] += [cfg.parent / v for v in _split_list(elem.get("value", elem.get("v", "")))]
+    if not found["net"]:
+        raise MobilityInputError(cfg, "no <net-file> in <input>")
+    return found
+
+
+def _malformed_xml(path: Path) -> str | None:
+    """The parse error of an XML file, or None if it is well-formed (streams; memory stays small)."""
+    try:
+        for _, elem in ET.iterparse(path, events=("end",)):
+            elem.clear()
+    except ET.ParseError as e:
+        return one_line(e)
+    return None
+
+
+def _exited(proc: subprocess.Popen, wait_s: float = 2.0) -> bool:
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+class _Session:
+    """A running SUMO: the libsumo module, or a TraCI connection and its process. close() is idempotent."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.api = None  # libsumo module or traci Connection: both have .vehicle, .simulation, ...
+        self.proc: subprocess.Popen | None = None
+        self.tmp = tempfile.TemporaryDirectory(prefix="sumo_live_")
+        self.closed = False
+
+    def close(self) -> None:
+        global _libsumo_session
+        if self.closed:
+            return
+        self.closed = True
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                self.api.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if _libsumo_session is self:
+            _libsumo_session = None
+        self.tmp.cleanup()
+
+
+class SumoLive(MobilitySource):
+    """Vehicle positions from a SUMO run stepped by the caller.
+
+    Give either `sumocfg`, or `net_file` with optional `route_files` / `additional_files`. `seed` is
+    passed as `--seed`, `begin_s` as `--begin` (t = 0 is SUMO time `begin_s`). `backend` "libsumo" runs
+    SUMO in this process (one at a time per process); "traci" runs it as a subprocess, with `gui=True`
+    in sumo-gui. `fcd_output` makes SUMO write its FCD trace there with `fcd_precision` decimals.
+    `extra_args` are appended to SUMO's command line as given.
+
+    Raises MobilityFileNotFoundError / MobilityInputError (naming the file) for missing or bad inputs,
+    MobilityError when SUMO fails mid-run (SUMO is then closed) or when libsumo is already in use.
+    """
+
+    def __init__(self, step_s: float, *, sumocfg: str | Path | None = None, net_file: str | Path | None = None,
+                 route_files: Sequence[str | Path] = (), additional_files: Sequence[str | Path] = (), seed: int = 0,
+                 backend: str = "libsumo", gui: bool = False, begin_s: float = 0.0,
+                 fcd_output: str | Path | None = None, fcd_precision: int = 6, extra_args: Sequence[str] = ()):
+        if not step_s > 0 or abs(step_s * 1000 - round(step_s * 1000)) > 1e-6:
+            raise ValueError(f"step_s must be a positive multiple of 0.001 s (SUMO's resolution), got {step_s}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if gui and backend != "traci":
+            raise ValueError("gui=True needs backend='traci'")
+        if (sumocfg is None) == (net_file is None):
+            raise ValueError("give exactly one of sumocfg or net_file")
+        if sumocfg is not None and (route_files or additional_files):
+            raise ValueError("route_files / additional_files go with net_file; list them in the sumocfg instead")
+        self.step_s = float(step_s)
+        self.sumocfg = Path(sumocfg) if sumocfg is not None else None
+        self.net_file = Path(net_file) if net_file is not None else None
+        self.route_files = tuple(Path(p) for p in route_files)
+        self.additional_files = tuple(Path(p) for p in additional_files)
+        self.seed, self.backend, self.gui, self.begin_s = int(seed), backend, bool(gui), float(begin_s)
+        self.fcd_output = Path(fcd_output) if fcd_output is not None else None
+        self.fcd_precision = int(fcd_precision)
+        self.extra_args = tuple(str(a) for a in extra_args)
+        self._session: _Session | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._k = 0
+        self._last: dict = {}
+        self._routes: dict[str, tuple[str, ...]] = {}
+        self._errors: tuple[type[BaseException], ...] = ()
+
+    # ---- inputs -------------------------------------------------------------------------------------
+    def _input_files(self) -> list[Path]:
+        """All input files (config first), checked to exist and to have the right root element; sets
+        self.net_file from a sumocfg."""
+        if self.sumocfg is not None:
+            cfg = require_xml(self.sumocfg, "SUMO config", _ROOTS["SUMO config"])
+            found = _cfg_inputs(cfg)
+            net, routes, adds = found["net"], found["route"], found["additional"]
+            where = f" (named in {cfg.name})"
+        else:
+            cfg, net, routes, adds, where = None, [self.net_file], self.route_files, self.additional_files, ""
+        by_role = (("net file", net), ("route file", routes), ("additional file", adds))
+        files = [require_xml(p, role + where, _ROOTS[role]) for role, paths in by_role for p in paths]
+        self.net_file = files[0]
+        return ([cfg] if cfg is not None else []) + files
+
+    def _command(self, err_log: Path) -> list[str]:
+        binary = "sumo-gui" if self.gui else "sumo"
+        cmd = [str(sumo_binary(binary)) if self.backend == "traci" else binary]
+        if self.sumocfg is not None:
+            cmd += ["-c", str(self.sumocfg)]
+        else:
+            cmd += ["-n", str(self.net_file)]
+            if self.route_files:
+                cmd += ["-r", ",".join(str(p) for p in self.route_files)]
+            if self.additional_files:
+                cmd += ["-a", ",".join(str(p) for p in self.additional_files)]
+        cmd += ["--step-length", f"{self.step_s:.3f}", "--begin", f"{self.begin_s:.3f}", "--seed", str(self.seed),
+                "--no-step-log", "--no-warnings", "--duration-log.disable", "--error-log", str(err_log)]
+        if self.fcd_output is not None:
+            cmd += ["--fcd-output", str(self.fcd_output), "--precision", str(self.fcd_precision)]
+        if self.gui:
+            cmd += ["--start", "--quit-on-end"]
+        return cmd + list(self.extra_args)
+
+    def _start_failure(self, files: list[Path], session: _Session, cause: str) -> MobilityInputError:
+        """Name the file that made SUMO fail to start: a malformed XML file, else SUMO's first error."""
+        for f in files:
+            msg = _malformed_xml(f)
+            if msg is not None:
+                return MobilityInputError(f, f"malformed XML ({msg})")
+        lines: list[str] = []
+        for name in ("error.log", "stderr.txt"):
+            p = Path(session.tmp.name) / name
+            if p.is_file():
+                lines += [ln for ln in p.read_text(errors="replace").splitlines() if ln.startswith("Error")]
+        detail = re.sub(r"^Error:\s*", "", lines[0]) if lines else cause
+        return MobilityInputError(self._blamed_file(files, detail), f"SUMO could not load it: {detail}")
+
+    def _blamed_file(self, files: list[Path], detail: str) -> Path:
+        """The input SUMO's message names, else the route file for a route error, else the first input."""
+        for f in files:
+            if f.name in detail:
+                return f
+        routes = [f for f in files if xml_root_tag(f) == "routes"]
+        if routes and re.search(r"route|vehicle|vType|flow|trip", detail, re.IGNORECASE):
+            return routes[0]
+        return files[0]
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> MobilitySnapshot:
+        global _libsumo_session
+        if self._session is not None:
+            raise MobilityError("SumoLive.start() called twice; make a new SumoLive to run again")
+        files = self._input_files()
+        session = _Session(self.backend)
+        cmd = self._command(Path(session.tmp.name) / "error.log")
+        self._session = session
+        self._finalizer = weakref.finalize(self, session.close)
+        try:
+            if self.backend == "libsumo":
+                libsumo = _import_libsumo()
+                if _libsumo_session is not None or libsumo.simulation.isLoaded():
+                    raise MobilityError("libsumo is already running in this process (one per process): close "
+                                        "the other SumoLive first, or use backend='traci'")
+                self._errors = (libsumo.TraCIException, libsumo.FatalTraCIError)
+                _libsumo_session, session.api = session, libsumo  # so that close() also cleans up a failed load
+                try:
+                    libsumo.start(cmd)
+                except self._errors as e:
+                    raise self._start_failure(files, session, one_line(e)) from None
+            else:
+                self._start_traci(cmd, files, session)
+            try:
+                session.api.simulation.subscribe([_traci_constants().VAR_DEPARTED_VEHICLES_IDS])
+                return self._advance()
+            except self._errors as e:
+                if session.proc is not None and _exited(session.proc):  # SUMO died while loading
+                    raise self._start_failure(files, session, one_line(e)) from None
+                raise MobilityError(f"SUMO ({self.backend}) failed in its first step: "
+                                    f"{type(e).__name__}: {one_line(e)}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_traci(self, cmd: list[str], files: list[Path], session: _Session) -> None:
+        import sumolib
+        import traci
+
+        self._errors = (traci.exceptions.FatalTraCIError, traci.exceptions.TraCIException, OSError)
+        port = sumolib.miscutils.getFreeSocketPort()
+        env = dict(os.environ, SUMO_HOME=str(sumo_home()))
+        with open(Path(session.tmp.name) / "stderr.txt", "wb") as err:
+            session.proc = subprocess.Popen(cmd + ["--remote-port", str(port)], stdout=subprocess.DEVNULL,
+                                            stderr=err, env=env)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # traci prints its connection retries
+                session.api = traci.connect(port=port, proc=session.proc, numRetries=400, waitBetweenRetries=0.05)
+        except self._errors as e:
+            if _exited(session.proc):
+                raise self._start_failure(files, session, one_line(e)) from None
+            raise MobilityError(f"could not connect to SUMO on port {port}: {one_line(e)}") from None
+
+    def step(self) -> MobilitySnapshot:
+        if self._session is None or self._session.closed:
+            raise MobilityError("SumoLive is not running (start() not called, or closed)")
+        self._k += 1
+        try:
+            return self._advance()
+        except self._errors as e:
+            raise self._fail("in simulationStep", e) from None
+
+    def close(self) -> None:
+        """Stop SUMO (libsumo: release it for the next run; traci: end the subprocess). Idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    @property
+    def running(self) -> bool:
+        return self._session is not None and not self._session.closed
+
+    @property
+    def pid(self) -> int | None:
+        """The SUMO subprocess id (traci backend), else None."""
+        s = self._session
+        return s.proc.pid if s is not None and s.proc is not None else None
+
+    @property
+    def t_s(self) -> float:
+        return self._k * self.step_s
+
+    # ---- stepping -----------------------------------------------------------------------------------
+    def _fail(self, what: str, e: BaseException) -> MobilityError:
+        self.close()
+        return MobilityError(f"SUMO ({self.backend}) failed {what} at t={self.t_s:g} s: "
+                             f"{type(e).__name__}: {one_line(e)}")
+
+    def _advance(self) -> MobilitySnapshot:
+        """One SUMO step; the new state is time t_s (SUMO's clock then reads t_s + step_s). SUMO's errors
+        pass through."""
+        api = self._session.api
+        tc = _traci_constants()
+        api.simulationStep()
+        for vid in api.simulation.getSubscriptionResults()[tc.VAR_DEPARTED_VEHICLES_IDS]:
+            api.vehicle.subscribe(vid, [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ANGLE, tc.VAR_ROAD_ID,
+                                        tc.VAR_LANE_ID, tc.VAR_LANEPOSITION, tc.VAR_ROUTE_INDEX])
+        res = dict(api.vehicle.getAllSubscriptionResults())
+        self._last = res
+        if len(self._routes) > 2 * len(res) + 64:
+            self._routes = {v: r for v, r in self._routes.items() if v in res}
+        # vehicles off the road (teleporting, parked) have an empty road id; FCD output omits them too
+        ids = sorted(v for v, r in res.items() if r[tc.VAR_ROAD_ID])
+        n = len(ids)
+        xy = np.array([res[v][tc.VAR_POSITION][:2] for v in ids], dtype=float).reshape(n, 2)
+        speed = np.fromiter((res[v][tc.VAR_SPEED] for v in ids), dtype=float, count=n)
+        angle_deg = np.fromiter((res[v][tc.VAR_ANGLE] for v in ids), dtype=float, count=n)
+        return MobilitySnapshot(self.t_s, tuple(ids), xy, speed, sumo_angle_to_heading_rad(angle_deg))
+
+    # ---- routes -------------------------------------------------------------------------------------
+    def route_state(self, vid: str) -> RouteState:
+        """Route, edge and lane position of a vehicle in the last snapshot (KeyError if it is not there)."""
+        tc = _traci_constants()
+        r = self._last.get(vid)
+        if r is None or not r[tc.VAR_ROAD_ID]:
+            raise KeyError(f"vehicle {vid!r} is not in the last snapshot")
+        road, idx = r[tc.VAR_ROAD_ID], int(r[tc.VAR_ROUTE_INDEX])
+        edges = self._routes.get(vid)
+        if edges is None or not 0 <= idx < len(edges) or (not road.startswith(":") and edges[idx] != road):
+            try:
+                edges = tuple(self._session.api.vehicle.getRoute(vid))
+            except self._errors as e:
+                raise self._fail(f"in getRoute({vid!r})", e) from None
+            self._routes[vid] = edges
+        return RouteState(edges, idx, r[tc.VAR_LANE_ID], float(r[tc.VAR_LANEPOSITION]))
+
+    def route_edges(self, vid: str) -> tuple[str, ...]:
+        """Edge ids of the vehicle's current route."""
+        return self.route_state(vid).edges
+
+    def remaining_path_xy(self, vid: str) -> np.ndarray:
+        """(m, 2) polyline of the rest of the vehicle's route, from its current position (see roads.py)."""
+        from .roads import load_net, remaining_path_xy
+
+        st = self.route_state(vid)
+        return remaining_path_xy(load_net(self.net_file), st.edges, st.route_index, st.lane_id, st.lane_pos_m)
+
+    def route_dwell_s(self, vid: str, rsu_xy_m: np.ndarray, radius_m: float) -> float:
+        """`dwell.route_dwell_s` for a vehicle of the last snapshot at its current speed."""
+        from .dwell import route_dwell_s
+
+        speed = float(self._last[vid][_traci_constants().VAR_SPEED])
+        return route_dwell_s(self.remaining_path_xy(vid), speed, rsu_xy_m, radius_m)
+
+
+def sumo_angle_to_heading_rad(angle_deg: np.ndarray) -> np.ndarray:
+    """SUMO's angle (degrees clockwise from north) to a heading (radians counter-clockwise from +x),
+    wrapped to [-pi, pi)."""
+    h = np.radians(90.0 - np.asarray(angle_deg, dtype=float))
+    return (h + np.pi) % (2.0 * np.pi) - np.pi

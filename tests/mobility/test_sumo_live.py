@@ -1,0 +1,116 @@
+"""SumoLive: lock-step positions, heading conversion, libsumo's one-per-process guard, SUMO dying."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sumo_testnets import SPEED_MPS
+
+from mobility.base import MobilityError
+from mobility.sumo_live import SumoLive, sumo_angle_to_heading_rad
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_one_car_moves_at_constant_speed_in_lock_step(live, straight_net, backend):
+    net, rou = straight_net
+    src = live(0.5, net_file=net, route_files=[rou], backend=backend)
+
+    snaps = [src.start()] + [src.step() for _ in range(10)]
+
+    assert [s.t_s for s in snaps] == [0.5 * k for k in range(11)]
+    assert all(s.ids == ("v0",) for s in snaps)
+    x = np.array([s.xy_m[0, 0] for s in snaps])
+    np.testing.assert_allclose(np.diff(x), SPEED_MPS * 0.5, atol=1e-9)
+    np.testing.assert_allclose([s.xy_m[0, 1] for s in snaps], -1.6, atol=1e-9)
+    np.testing.assert_allclose([s.speed_mps[0] for s in snaps], SPEED_MPS)
+    np.testing.assert_allclose([s.heading_rad[0] for s in snaps], 0.0, atol=1e-12)
+    assert src.route_edges("v0") == ("e",)
+
+
+def test_heading_is_counter_clockwise_from_east(live, two_way_net):
+    net, rou = two_way_net
+    src = live(1.0, net_file=net, route_files=[rou])
+
+    src.start()
+    snap = src.step()
+
+    east, west = snap.ids.index("east"), snap.ids.index("west")
+    assert snap.heading_rad[east] == pytest.approx(0.0, abs=1e-12)
+    assert abs(snap.heading_rad[west]) == pytest.approx(np.pi, abs=1e-12)
+    np.testing.assert_allclose(snap.velocity_mps()[east], [SPEED_MPS, 0.0], atol=1e-9)
+    np.testing.assert_allclose(snap.velocity_mps()[west], [-SPEED_MPS, 0.0], atol=1e-9)
+
+
+def test_sumo_angle_conversion():
+    # SUMO: 0 = north, 90 = east, clockwise
+    np.testing.assert_allclose(sumo_angle_to_heading_rad(np.array([90.0, 0.0, 180.0, 270.0, 45.0])),
+                               [0.0, np.pi / 2, -np.pi / 2, -np.pi, np.pi / 4], atol=1e-12)
+
+
+def test_gui_runs_sumo_gui_over_traci(straight_net, tmp_path):
+    net, rou = straight_net
+    cmd = SumoLive(1.0, net_file=net, route_files=[rou], backend="traci", gui=True)._command(tmp_path / "e.log")
+
+    assert Path(cmd[0]).name == "sumo-gui" and Path(cmd[0]).is_file()
+    assert "--start" in cmd and "--quit-on-end" in cmd
+    with pytest.raises(ValueError, match="traci"):
+        SumoLive(1.0, net_file=net, gui=True)
+
+
+def test_libsumo_is_one_per_process_and_close_is_idempotent(live, straight_net):
+    net, rou = straight_net
+    first = live(1.0, net_file=net, route_files=[rou])
+    first.start()
+
+    with pytest.raises(MobilityError, match="libsumo is already running"):
+        live(1.0, net_file=net, route_files=[rou]).start()
+    assert first.running and len(first.step().ids) == 1  # the refused start left the first run alone
+
+    first.close()
+    first.close()
+    assert not first.running
+    with pytest.raises(MobilityError, match="not running"):
+        first.step()
+    second = live(1.0, net_file=net, route_files=[rou])
+    assert second.start().ids == ("v0",)
+    second.close()
+
+
+def test_context_manager_closes_on_error(straight_net):
+    net, rou = straight_net
+    with pytest.raises(ZeroDivisionError):
+        with SumoLive(1.0, net_file=net, route_files=[rou]) as src:
+            src.start()
+            1 / 0
+    assert not src.running  # the guard fixture also checks that libsumo was released
+
+
+def test_killed_sumo_raises_mobility_error(live, straight_net):
+    net, rou = straight_net
+    src = live(1.0, net_file=net, route_files=[rou], backend="traci")
+    src.start()
+    src.step()
+
+    os.kill(src.pid, signal.SIGKILL)
+    with pytest.raises(MobilityError) as err:
+        src.step()
+
+    assert "\n" not in str(err.value) and "traci" in str(err.value)
+    assert not src.running
+    src.close()
+
+
+def test_bundled_scenarios_run(live):
+    for name in ("highway", "urban_grid"):
+        folder = REPO / "scenarios" / name
+        assert all(f.stat().st_size < 1_000_000 for f in folder.iterdir())
+        src = live(1.0, sumocfg=folder / f"{name}.sumocfg", seed=1)
+        snaps = [src.start()] + [src.step() for _ in range(120)]
+        src.close()
+        assert max(len(s.ids) for s in snaps) > 10
+        assert all(list(s.ids) == sorted(s.ids) for s in snaps)
