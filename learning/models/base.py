@@ -26,6 +26,11 @@ class SplitModel(nn.Module):
     def forward_stages(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def check_stage_range(self, start: int, stop: int) -> None:
+        """Raise ValueError unless 0 <= start <= stop <= num_stages."""
+        if not 0 <= start <= stop <= self.num_stages:
+            raise ValueError(f"stage range [{start}, {stop}) is not within [0, {self.num_stages}]")
+
     def stage_param_prefixes(self) -> list[tuple[str, ...]]:
         """For each stage, the parameter-name prefixes it owns (timm-style names stay intact)."""
         raise NotImplementedError
