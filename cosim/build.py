@@ -5,19 +5,27 @@ from pathlib import Path
 
 import numpy as np
 
+from channel.rate import cqi_snr_thresholds_db
 from channel.seed import free_space_gain_at_1m
 from mobility.base import MobilitySource
+from mobility.fcd import FcdReplay
+from mobility.roads import rsus_along_path
 from mobility.rsu import RsuLayout
 from mobility.scripted import ScriptedSource, ScriptedVehicle
+from mobility.sumo_live import SumoLive
+from mobility.sumo_live import _cfg_inputs as cfg_inputs  # the .sumocfg reader SumoLive itself uses
 from mobility.synthetic import HighwaySpec, SyntheticHighway
 
+from .backhaul import build_backhaul
 from .compute import CpuModel, ServerModel
 from .rng import RngStreams
-from .scenario import Scenario
+from .scenario import DEFAULT_RSU_POSITIONS_M, Scenario
+from .transfer import PacketErrors
 from .world import RadioParams
 
 
-def build_source(sc: Scenario, base_dir: Path, streams: RngStreams) -> MobilitySource:
+def build_source(sc: Scenario, streams: RngStreams) -> MobilitySource:
+    """The scenario's mobility source (not started). Two calls with fresh streams give the same vehicles."""
     m = sc.mobility
     if m.source == "highway":
         return SyntheticHighway(HighwaySpec(**m.highway.model_dump()), m.step_s, streams.get("mobility"))
@@ -26,18 +34,67 @@ def build_source(sc: Scenario, base_dir: Path, streams: RngStreams) -> MobilityS
                                     v.arrive_s if v.arrive_s is not None else float("inf"))
                     for v in m.scripted.vehicles]
         return ScriptedSource(vehicles, m.step_s)
-    raise NotImplementedError(f"mobility source {m.source!r} is not wired into runs yet")
+    if m.source == "fcd":
+        return FcdReplay(sc.path(m.fcd.file), m.step_s, begin_s=m.fcd.begin_s)
+    s = m.sumo
+    files = dict(sumocfg=sc.path(s.config)) if s.config else dict(
+        net_file=sc.path(s.net), route_files=[sc.path(r) for r in s.routes],
+        additional_files=[sc.path(a) for a in s.additional])
+    return SumoLive(m.step_s, **files, seed=s.seed if s.seed is not None else sc.seed, backend=s.backend,
+                    gui=s.gui, begin_s=s.begin_s, extra_args=s.extra_args)
+
+
+def sumo_net_file(sc: Scenario) -> Path:
+    """The net file of a SUMO scenario (named directly or inside the .sumocfg)."""
+    s = sc.mobility.sumo
+    if s.net:
+        return sc.path(s.net)
+    return cfg_inputs(sc.path(s.config))["net"][0]
 
 
 def build_rsus(sc: Scenario) -> RsuLayout:
-    xy = np.asarray(sc.rsus.positions_m, dtype=float).reshape(-1, 2)
-    return RsuLayout(tuple(f"rsu{i}" for i in range(len(xy))), xy, sc.rsus.coverage_radius_m)
+    """Explicit positions, placement along the SUMO net's roads, or the default three on the highway."""
+    r = sc.rsus
+    if r.placement is not None:
+        p = r.placement
+        return rsus_along_path(sumo_net_file(sc), p.spacing_m, r.coverage_radius_m, edge_ids=p.edges,
+                               first_m=p.first_m, lateral_offset_m=p.lateral_offset_m)
+    positions = r.positions_m if r.positions_m is not None else DEFAULT_RSU_POSITIONS_M
+    xy = np.asarray(positions, dtype=float).reshape(-1, 2)
+    return RsuLayout(tuple(f"rsu{i}" for i in range(len(xy))), xy, r.coverage_radius_m)
 
 
-def build_radio(sc: Scenario) -> RadioParams:
+def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
+    """The channel, packet and backhaul settings of a run. `streams` gives the "channel" stream for LOS
+    and shadowing draws; without it, a RngStreams of the scenario's seed (the same named stream)."""
     c = sc.channel
     h0 = c.h0 if c.h0 is not None else free_space_gain_at_1m(c.carrier_hz)
-    return RadioParams(h0, c.pathloss_exponent, c.noise_dbm_per_hz, c.noise_figure_db)
+    f = c.fading
+    outage_db = f.outage_snr_db if f.outage_snr_db is not None else float(cqi_snr_thresholds_db(c.target_ber)[0])
+    if c.rate_mode == "mcs":                  # below CQI 1 the MCS rate is 0: never send at that SNR
+        outage_db = max(outage_db, float(cqi_snr_thresholds_db(c.target_ber)[0]))
+    per_params = ()
+    if c.per.model == "waterfall":
+        per_params = (("a", c.per.waterfall_a), ("g", c.per.waterfall_g),
+                      ("snr_threshold_linear", 10.0 ** (c.per.waterfall_snr_threshold_db / 10.0)),
+                      ("reference_bits", float(c.per.reference_bits)))
+    per_packet_fading = f.kind if f.mode == "per_packet" else "none"
+    errors = PacketErrors(c.per.model, per_params, c.max_retransmissions, per_packet_fading,
+                          f.k_factor if per_packet_fading == "rician" else None,
+                          10.0 ** (outage_db / 10.0) if per_packet_fading != "none" else 0.0)
+    rsu_ids = build_rsus(sc).ids
+    return RadioParams(
+        h0, c.pathloss_exponent, c.noise_dbm_per_hz, c.noise_figure_db,
+        model=c.model, carrier_hz=c.carrier_hz, model_params=tuple(sorted(c.model_params.items())),
+        antenna_gain_db=c.vehicle_antenna_gain_dbi + c.rsu_antenna_gain_dbi,
+        shadowing=c.shadowing.enabled, shadowing_sigma_db=c.shadowing.sigma_db,
+        shadowing_decorrelation_m=c.shadowing.decorrelation_m,
+        fading=f.kind, k_factor=f.k_factor, fading_mode=f.mode, rate_mode=c.rate_mode, target_ber=c.target_ber,
+        errors=errors, interference=c.interference.enabled, interference_activity=c.interference.activity,
+        vehicle_tx_power_w=c.vehicle_tx_power_w, rsu_tx_power_w=c.rsu_tx_power_w,
+        uplink_bandwidth_hz=c.uplink_bandwidth_hz, downlink_bandwidth_hz=c.downlink_bandwidth_hz,
+        work_conserving=c.work_conserving, backhaul=build_backhaul(sc.backhaul, rsu_ids),
+        streams=streams if streams is not None else RngStreams(sc.seed))
 
 
 def build_devices(sc: Scenario) -> tuple[CpuModel, ServerModel]:

@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mobility.errors import MobilityInputError
+
 from .errors import SettingError, UserError
 from .scenario import load_scenario
 
@@ -18,6 +20,24 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a field, e.g. --set protocol.rounds=5 (repeatable)")
     run.add_argument("--out", help="run directory (default: runs/<name>-seed<seed>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    scen = sub.add_parser("scenario", help="scenario tools").add_subparsers(dest="action", required=True)
+    build = scen.add_parser("build", help="build SUMO net, routes and .sumocfg").add_subparsers(
+        dest="what", required=True)
+    hw = build.add_parser("highway", help="a straight highway, both directions")
+    hw.add_argument("--out", required=True)
+    hw.add_argument("--length-m", type=float, default=5000.0)
+    hw.add_argument("--lanes", type=int, default=3)
+    hw.add_argument("--vehicles-per-hour", type=float, default=1800.0)
+    hw.add_argument("--duration-s", type=float, default=600.0)
+    hw.add_argument("--seed", type=int, default=1)
+    grid = build.add_parser("urban_grid", help="a Manhattan grid with traffic lights")
+    grid.add_argument("--out", required=True)
+    grid.add_argument("--grid-n", type=int, default=5)
+    grid.add_argument("--block-m", type=float, default=200.0)
+    grid.add_argument("--lanes", type=int, default=1)
+    grid.add_argument("--vehicles-per-hour", type=float, default=900.0)
+    grid.add_argument("--duration-s", type=float, default=600.0)
+    grid.add_argument("--seed", type=int, default=1)
     val = sub.add_parser("validate", help="check scenario files; print every error")
     val.add_argument("scenarios", nargs="+")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -29,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "validate":
             return _validate(args)
+        if args.cmd == "scenario":
+            return _build(args)
         return _run(args)
-    except UserError as err:
+    except (UserError, MobilityInputError) as err:
         print(str(err), file=sys.stderr)
         return 2
 
@@ -47,15 +69,30 @@ def _validate(args) -> int:
     return 2 if bad else 0
 
 
+def _build(args) -> int:
+    from mobility import builders
+
+    if args.what == "highway":
+        files = builders.build_highway(args.out, length_m=args.length_m, lanes=args.lanes,
+                                       vehicles_per_hour=args.vehicles_per_hour, duration_s=args.duration_s,
+                                       seed=args.seed)
+    else:
+        files = builders.build_urban_grid(args.out, grid_n=args.grid_n, block_m=args.block_m, lanes=args.lanes,
+                                          vehicles_per_hour=args.vehicles_per_hour, duration_s=args.duration_s,
+                                          seed=args.seed)
+    print(f"wrote {files.net}, {files.routes}, {files.sumocfg}")
+    return 0
+
+
 def _run(args) -> int:
     from .progress import RunProgress
     from .run import run_scenario
 
-    sc, base_dir = load_scenario(args.scenario, args.overrides)
+    sc = load_scenario(args.scenario, args.overrides)
     run_dir = Path(args.out) if args.out else Path("runs") / f"{sc.name}-seed{sc.seed}"
     try:
         with RunProgress(sc.protocol.rounds, sc.duration_s, quiet=args.quiet) as progress:
-            result = run_scenario(sc, base_dir, run_dir, on_round=progress.update)
+            result = run_scenario(sc, run_dir, on_round=progress.update)
     except SettingError as err:
         raise err.with_source(args.scenario) from None
     if not args.quiet:

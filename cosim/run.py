@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from mobility.base import MobilitySource
+
 from . import __version__
-from .build import build_devices, build_radio, build_rsus, build_source
-from .protocols.fl import ROUND_FIELDS, FedAvg
+from .dwell import DWELL_FIELDS, DwellBook, record_tracks
+from .build import build_radio, build_rsus, build_source
+from .compute import device_models
+from .protocols.common import ROUND_FIELDS
+from .protocols.fl import FedAvg
+from .protocols.sfl import SflV1, SflV2
+from .protocols.sl import SplitLearning
 from .rng import RngStreams
 from .scenario import Scenario, to_dict
 from .sim import Simulation
@@ -17,6 +24,10 @@ from .task import build_task
 from .trace import Trace
 from .trace.export import write_chrome_trace, write_csv, write_parquet, write_rows_csv
 from .world import World
+
+
+# protocol.scheme -> the round process (each takes sim, task, protocol, channel, server, dwell, on_round)
+PROTOCOLS = {"fedavg": FedAvg, "sl": SplitLearning, "sfl_v1": SflV1, "sfl_v2": SflV2}
 
 
 @dataclass
@@ -36,42 +47,53 @@ def _versions() -> dict:
             "simpy": simpy.__version__, "torch": torch.__version__}
 
 
-def run_scenario(sc: Scenario, base_dir: Path, run_dir: Path,
-                 on_round: Optional[Callable[[dict, float], None]] = None) -> RunResult:
-    """Build the World, run the protocol on the SimPy clock, write the trace (also after a failure)."""
+def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict, float], None]] = None,
+                 source: Optional[MobilitySource] = None) -> RunResult:
+    """Build the World, run the protocol on the SimPy clock, write the trace (also after a failure).
+
+    `source` replaces the scenario's mobility source (for embedding, or fault injection in tests).
+    """
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
-    task = build_task(sc.learning, streams)
-    source = build_source(sc, base_dir, streams)
-    rsus, radio = build_rsus(sc), build_radio(sc)
-    cpu, server = build_devices(sc)
+    task = build_task(sc.learning, streams, sc.base_dir)
+    tracks = None
+    if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
+        tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)
+    source = source if source is not None else build_source(sc, streams)
+    rsus, radio = build_rsus(sc), build_radio(sc, streams)
+    cpu, server = device_models(sc.devices)      # the vehicle's device model: CPU or GPU
 
     def world_factory(env, tr):
         return World(env, rsus, radio, tr, sc.learning.num_clients, sc.rsus.hysteresis_m, sc.mobility.step_s)
 
     sim = Simulation(streams, source, world_factory, trace, sc.channel.mtu_bytes, sc.channel.transfer_mode,
                      cpu, sc.duration_s)
-    proto = FedAvg(sim, task, sc.protocol, sc.channel, server,
-                   on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
+    dwell = DwellBook(sim.world, sc.protocol.dwell_predictor,
+                      route_fn=getattr(source, "route_dwell_s", None), tracks=tracks)
+    sim.tick_hooks.append(dwell.tick)
+    protocol_class = PROTOCOLS[sc.protocol.scheme]
+    proto = protocol_class(sim, task, sc.protocol, sc.channel, server, dwell,
+                           on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
     try:
         sim.run(proto.process())
     finally:
         source.close()
-    return write_run(run_dir, sc, sim, proto.rounds)
+    return write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
 
 
-def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict]) -> RunResult:
-    """manifest.json, spans/instants/counters.parquet, rounds.csv, trace.json, summary.json (+CSV)."""
+def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict], dwell_rows: list) -> RunResult:
+    """manifest.json, spans/instants/counters.parquet, rounds.csv, dwell.csv, trace.json, summary.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
     trace = sim.trace
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
-                "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "trace.json",
+                "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv", "trace.json",
                           "summary.json"]}
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_parquet(trace, run_dir)
     if sc.output.csv:
         write_csv(trace, run_dir)
     write_rows_csv(run_dir / "rounds.csv", ROUND_FIELDS, ([row[f] for f in ROUND_FIELDS] for row in rounds))
+    write_rows_csv(run_dir / "dwell.csv", DWELL_FIELDS, dwell_rows)
     write_chrome_trace(trace, run_dir / "trace.json")
     last = rounds[-1] if rounds else {}
     summary = {

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from channel.models import MODELS
+from channel.shadowing import SHADOWING
 
 from .errors import ScenarioError, field_error
 
@@ -45,14 +48,21 @@ class SumoConfig(_Frozen):
     config: Optional[str] = None
     net: Optional[str] = None
     routes: list[str] = []
+    additional: list[str] = []
     backend: Literal["libsumo", "traci"] = "libsumo"
     gui: bool = False
+    seed: Optional[Annotated[int, Field(ge=0)]] = None      # default: the scenario's seed
+    begin_s: NonNegFloat = 0.0                              # SUMO time at simulated t = 0 (warm-up)
     extra_args: list[str] = []
 
     @model_validator(mode="after")
     def _files(self):
         if self.config is None and (self.net is None or not self.routes):
             raise ValueError("either config (a .sumocfg) or net and routes")
+        if self.config is not None and (self.net is not None or self.routes or self.additional):
+            raise ValueError("config alone (list net and routes inside the .sumocfg), or net and routes")
+        if self.gui and self.backend != "traci":
+            raise ValueError("backend 'traci' when gui is true")
         return self
 
 
@@ -72,6 +82,7 @@ class ScriptedConfig(_Frozen):
 
 class FcdConfig(_Frozen):
     file: str
+    begin_s: NonNegFloat = 0.0                              # FCD time at simulated t = 0
 
 
 class MobilityConfig(_Frozen):
@@ -93,36 +104,179 @@ class MobilityConfig(_Frozen):
         return self
 
 
+class RsuPlacementConfig(_Frozen):
+    """RSUs every spacing_m along road edges (default: the net's longest path); needs a SUMO net."""
+
+    spacing_m: PosFloat
+    edges: Optional[Annotated[list[str], Field(min_length=1)]] = None
+    first_m: Optional[NonNegFloat] = None
+    lateral_offset_m: float = 0.0
+
+
+DEFAULT_RSU_POSITIONS_M = [[500.0, -10.0], [1500.0, -10.0], [2500.0, -10.0]]
+
+
 class RsuConfig(_Frozen):
-    positions_m: Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2)]], Field(min_length=1)] = [
-        [500.0, -10.0], [1500.0, -10.0], [2500.0, -10.0]]
+    positions_m: Optional[Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2)]],
+                                    Field(min_length=1)]] = None
+    placement: Optional[RsuPlacementConfig] = None
     coverage_radius_m: PosFloat = 500.0
     hysteresis_m: NonNegFloat = 0.0
 
+    @model_validator(mode="after")
+    def _one_layout(self):
+        if self.positions_m is not None and self.placement is not None:
+            raise ValueError("either positions_m or placement, not both")
+        return self
+
+
+class ShadowingConfig(_Frozen):
+    """Log-normal shadowing per vehicle, correlated along the distance it travels (off by default)."""
+    enabled: bool = False
+    sigma_db: Optional[NonNegFloat] = None        # None: channel.shadowing.SHADOWING for the model and LOS state
+    decorrelation_m: Optional[PosFloat] = None    # None: likewise
+
+
+class FadingConfig(_Frozen):
+    """Small-scale fading: a faded rate per packet attempt, or the ergodic rate (no draws)."""
+    kind: Literal["none", "rayleigh", "rician"] = "none"
+    k_factor: Optional[NonNegFloat] = None        # linear Rician K; required for kind 'rician' only
+    mode: Literal["per_packet", "ergodic"] = "per_packet"
+    outage_snr_db: Optional[float] = None         # None: the CQI-1 threshold of channel.rate (at target_ber)
+
+    @model_validator(mode="after")
+    def _k_factor(self):
+        if self.kind == "rician" and self.k_factor is None:
+            raise ValueError("k_factor (linear, >= 0) when kind is 'rician'")
+        if self.kind != "rician" and self.k_factor is not None:
+            raise ValueError(f"no k_factor unless kind is 'rician' (kind is {self.kind!r})")
+        return self
+
+
+class PerConfig(_Frozen):
+    """Packet error model (channel.per); 'waterfall' defaults: Liu, Zhou, Giannakis 2004, Table I mode 2."""
+    model: Literal["none", "bpsk", "qpsk", "waterfall"] = "none"
+    waterfall_a: PosFloat = 90.2514
+    waterfall_g: PosFloat = 3.4998
+    waterfall_snr_threshold_db: float = 1.0942
+    reference_bits: PosInt = 1080
+
+
+class InterferenceConfig(_Frozen):
+    """Co-channel interference from the other RSUs' cells (reuse 1), evaluated per tick."""
+    enabled: bool = False
+    activity: Annotated[float, Field(ge=0, le=1)] = 1.0   # fraction of time an interferer transmits
+
+
+_MODEL_NAMES = tuple(MODELS)
+# model parameters a scenario may set (the rest are either fields of their own or per-link state)
+_SCENARIO_MODEL_PARAMS = {name: sorted(set(m.params) - {"h0", "gamma", "los", "building_nlos"})
+                          for name, m in MODELS.items()}
+
 
 class ChannelConfig(_Frozen):
-    model: Literal["seed"] = "seed"
+    model: Literal[_MODEL_NAMES] = "seed"     # any of channel.models.MODELS
+    model_params: dict[str, float] = {}       # extra parameters of the model, e.g. bs_height_m
     carrier_hz: PosFloat = 5.9e9
-    pathloss_exponent: PosFloat = 2.5
-    h0: Optional[PosFloat] = None
+    pathloss_exponent: PosFloat = 2.5         # the seed model's gamma
+    h0: Optional[PosFloat] = None             # the seed model's gain at 1 m (None: free space)
     noise_dbm_per_hz: float = -174.0
     noise_figure_db: NonNegFloat = 0.0
     uplink_bandwidth_hz: PosFloat = 20e6
     downlink_bandwidth_hz: PosFloat = 20e6
     vehicle_tx_power_w: PosFloat = 0.2
     rsu_tx_power_w: PosFloat = 1.0
+    vehicle_antenna_gain_dbi: float = 0.0
+    rsu_antenna_gain_dbi: float = 0.0
     mtu_bytes: PosInt = 1500
     transfer_mode: Literal["batched", "explicit"] = "batched"
+    rate_mode: Literal["shannon", "mcs"] = "shannon"
+    target_ber: Annotated[float, Field(gt=0, lt=0.2)] = 5e-5   # MCS choice (SNR gap), see channel.rate
+    shadowing: ShadowingConfig = ShadowingConfig()
+    fading: FadingConfig = FadingConfig()
+    per: PerConfig = PerConfig()
+    max_retransmissions: Annotated[int, Field(ge=0)] = 3   # ARQ limit: a packet gets 1 + this many attempts
+    interference: InterferenceConfig = InterferenceConfig()
+    work_conserving: bool = False             # a finished transfer's band goes to the others at its RSU
+
+    @field_validator("model_params")
+    @classmethod
+    def _model_params(cls, value, info):
+        model = info.data.get("model")
+        allowed = _SCENARIO_MODEL_PARAMS.get(model, [])
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"parameters of model {model!r} among {allowed} (unknown: {unknown})")
+        return value
+
+    @field_validator("shadowing")
+    @classmethod
+    def _shadowing_defaults(cls, value, info):
+        model = info.data.get("model")
+        if value.enabled and (value.sigma_db is None or value.decorrelation_m is None):
+            if not any(m == model for m, _ in SHADOWING):
+                raise ValueError(f"sigma_db and decorrelation_m: model {model!r} has no table defaults "
+                                 f"(channel.shadowing.SHADOWING)")
+        return value
+
+    @field_validator("fading")
+    @classmethod
+    def _ergodic_shannon(cls, value, info):
+        if value.mode == "ergodic" and value.kind != "none" and info.data.get("rate_mode") != "shannon":
+            raise ValueError("mode 'per_packet' with rate_mode 'mcs' (the ergodic rate is Shannon's)")
+        return value
+
+
+class BackhaulLinkConfig(_Frozen):
+    """One wired link between two nodes: 'server', an RSU id ('rsu0', ...) or a router name."""
+    a: str
+    b: str
+    latency_s: NonNegFloat = 1e-3
+    capacity_bps: PosFloat = 1e9
+
+
+class BackhaulConfig(_Frozen):
+    """Wired RSU-to-edge-server network (cosim.backhaul). Disabled by default (the seed papers have none)."""
+    enabled: bool = False
+    latency_s: NonNegFloat = 1e-3      # per link of the default star (one hop per RSU)
+    capacity_bps: PosFloat = 1e9       # likewise
+    links: list[BackhaulLinkConfig] = []   # empty: the star; else the whole graph
+
+
+class GpuDeviceConfig(_Frozen):
+    """A vehicle GPU (SCHEMES.md, common system model): per compute call of b samples
+    t = t0_s + c1 b theta_mem / f_mem_hz + c2 b theta_core / f_core_hz [s], E = p_cp_w t [J].
+
+    theta_mem and theta_core (cycles per sample) come from the FLOPs measured on the real model:
+    theta = measured FLOPs per sample x *_cycles_per_flop.
+    """
+    t0_s: NonNegFloat = 1e-3                       # fixed time per compute call (launch, sync) [s]
+    c1: NonNegFloat = 1.0                          # memory-term coefficient [-]
+    c2: NonNegFloat = 1.0                          # core-term coefficient [-]
+    mem_cycles_per_flop: NonNegFloat = 1.0 / 256   # theta_mem / FLOPs per sample [cycles/FLOP]
+    core_cycles_per_flop: NonNegFloat = 1.0 / 512  # theta_core / FLOPs per sample [cycles/FLOP] (256 cores, FMA)
+    f_mem_hz: PosFloat = 1.6e9                     # memory clock [Hz]
+    f_core_hz: PosFloat = 1.3e9                    # core clock [Hz]
+    p_cp_w: PosFloat = 10.0                        # power while computing [W]
 
 
 class CpuDeviceConfig(_Frozen):
+    """A vehicle's compute device: kind 'cpu' (t = FLOPs / flops_per_cycle / cpu_hz, E = kappa cycles f^2)
+    or 'gpu' (the `gpu` section)."""
+    kind: Literal["cpu", "gpu"] = "cpu"
     cpu_hz: PosFloat = 1.5e9
     flops_per_cycle: PosFloat = 4.0
     kappa: PosFloat = 1e-28
+    gpu: GpuDeviceConfig = GpuDeviceConfig()
+
+
+VehicleDeviceConfig = CpuDeviceConfig
 
 
 class ServerConfig(_Frozen):
+    """The edge server: gpu_slots jobs run at once, each at flops_per_s; the rest queue in arrival order."""
     flops_per_s: PosFloat = 1e12
+    gpu_slots: PosInt = 1
 
 
 class DevicesConfig(_Frozen):
@@ -136,26 +290,91 @@ class PartitionConfig(_Frozen):
     shards_per_client: PosInt = 2
 
 
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "gtsrb")
+# architecture knobs a scenario may set per model (learning.models constructors); no torch import here
+_VIT_ARCH = ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
+MODEL_ARCH = {"cnn": ("width",), "resnet18": ("width",), "vit_tiny": _VIT_ARCH, "vit_small": _VIT_ARCH,
+              "vit_base": _VIT_ARCH, "vit_micro": _VIT_ARCH}
+
+
 class LearningConfig(_Frozen):
-    dataset: Literal["digits"] = "digits"
-    image_size: PosInt = 8
+    """The learning task. `digits` ships with scikit-learn and is split train/test by test_fraction; the
+    others load their own train and test files from data_dir (test_fraction is then unused).
+    image_size: None keeps the data set's size (digits 8, MNIST 28, CIFAR 32, GTSRB 32)."""
+    dataset: Literal[DATASETS] = "digits"
+    data_dir: Optional[str] = Field(default=None, validate_default=True)   # data files' folder (relative: to the scenario)
+    image_size: Optional[PosInt] = None      # None: the data set's own size
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     num_clients: PosInt = 20
     partition: PartitionConfig = PartitionConfig()
-    model: Literal["cnn"] = "cnn"
+    model: Literal[tuple(MODEL_ARCH)] = "cnn"
+    arch: dict[str, Union[int, float]] = {}   # model knobs, e.g. {width: 8} (see MODEL_ARCH)
     batch_size: PosInt = 16
     local_epochs: PosInt = 1
     lr: PosFloat = 0.05
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
+    @field_validator("arch")
+    @classmethod
+    def _arch_keys(cls, value, info):
+        model = info.data.get("model")
+        allowed = MODEL_ARCH.get(model, ())
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"knobs of model {model!r} among {list(allowed)} (unknown: {unknown})")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value, info):
+        dataset = info.data.get("dataset")
+        if dataset not in (None, "digits") and value is None:
+            raise ValueError(f"a folder holding the {dataset} files when dataset is {dataset!r}")
+        return value
+
 
 class ProtocolConfig(_Frozen):
-    scheme: Literal["fedavg"] = "fedavg"
+    """The round protocol. Split schemes (sl, sfl_v1, sfl_v2) cut the model at `cut` (a split point of
+    learning.model, checked when the run is built); each selected vehicle trains learning.local_epochs
+    passes over its data per round, or only the first batches_per_round batches of them when set.
+    activation_bits: bits per activation element on the uplink (32: float32 as is; 1..16: quantized)."""
+    scheme: Literal["fedavg", "sl", "sfl_v1", "sfl_v2"] = "fedavg"
     rounds: PosInt = 20
     vehicles_per_round: PosInt = 10
     round_deadline_s: PosFloat = 30.0
     selection: Literal["random", "all", "dwell"] = "random"
     min_dwell_s: NonNegFloat = 0.0
+    dwell_predictor: Literal["kinematic", "route", "oracle"] = "kinematic"
+    start_s: NonNegFloat = 0.0                              # first round starts at or after this time
+    cut: Optional[Annotated[int, Field(ge=0)]] = Field(default=None, validate_default=True)  # split point
+    batches_per_round: Optional[PosInt] = None              # split schemes: cap on batches per vehicle and round
+    activation_bits: Annotated[int, Field(ge=1, le=32)] = 32
+
+    @field_validator("cut")
+    @classmethod
+    def _cut(cls, value, info):
+        scheme = info.data.get("scheme")
+        if scheme not in (None, "fedavg") and value is None:
+            raise ValueError(f"a split point of learning.model when scheme is {scheme!r}")
+        if scheme == "fedavg" and value is not None:
+            raise ValueError("no cut when scheme is 'fedavg' (split schemes: sl, sfl_v1, sfl_v2)")
+        return value
+
+    @field_validator("batches_per_round")
+    @classmethod
+    def _batches(cls, value, info):
+        if info.data.get("scheme") == "fedavg" and value is not None:
+            raise ValueError("no batches_per_round when scheme is 'fedavg' (it trains learning.local_epochs)")
+        return value
+
+    @field_validator("activation_bits")
+    @classmethod
+    def _bits(cls, value, info):
+        if not (value <= 16 or value == 32):
+            raise ValueError("1..16 (quantized) or 32 (float32)")
+        if info.data.get("scheme") == "fedavg" and value != 32:
+            raise ValueError("32 when scheme is 'fedavg' (no activations are sent)")
+        return value
 
 
 class OutputConfig(_Frozen):
@@ -165,16 +384,48 @@ class OutputConfig(_Frozen):
 
 
 class Scenario(_Frozen):
+    """A whole scenario. `base_dir` (not a field) is the folder relative paths resolve against."""
+
     name: str
     seed: Annotated[int, Field(ge=0)] = 0
     duration_s: PosFloat = 3600.0
     mobility: MobilityConfig = MobilityConfig()
     rsus: RsuConfig = RsuConfig()
     channel: ChannelConfig = ChannelConfig()
+    backhaul: BackhaulConfig = BackhaulConfig()
     devices: DevicesConfig = DevicesConfig()
     learning: LearningConfig = LearningConfig()
     protocol: ProtocolConfig = ProtocolConfig()
     output: OutputConfig = OutputConfig()
+
+    _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def path(self, relative: str) -> Path:
+        """A scenario path resolved against the scenario's folder."""
+        return (self._base_dir / relative).resolve()
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        if self.rsus.placement is not None and self.mobility.source != "sumo":
+            raise ValueError("rsus.placement needs mobility.source 'sumo' (a road net); give rsus.positions_m")
+        if self.protocol.dwell_predictor == "route" and self.mobility.source != "sumo":
+            raise ValueError("protocol.dwell_predictor 'route' needs mobility.source 'sumo' (routes on a net)")
+        return self
+
+    @field_validator("backhaul")
+    @classmethod
+    def _backhaul_reaches_rsus(cls, value, info):
+        rsus = info.data.get("rsus")
+        if value.links and rsus is not None:
+            from .backhaul import unreachable_rsus
+            missing = unreachable_rsus(value, [f"rsu{i}" for i in range(len(rsus.positions_m))])
+            if missing:
+                raise ValueError(f"links that connect every RSU to 'server' (no path from {missing})")
+        return value
 
 
 class _Loader(yaml.SafeLoader):
@@ -197,7 +448,8 @@ def safe_load(text: str):
 
 
 # Path fields (dotted) that must name existing files, resolved against the scenario's folder.
-_PATH_FIELDS = ("mobility.sumo.config", "mobility.sumo.net", "mobility.sumo.routes", "mobility.fcd.file")
+_PATH_FIELDS = ("mobility.sumo.config", "mobility.sumo.net", "mobility.sumo.routes", "mobility.sumo.additional",
+                "mobility.fcd.file")
 
 
 def _expected(err: dict) -> str:
@@ -240,8 +492,8 @@ def parse_overrides(overrides: list[str], source: str = "--set") -> list[tuple[s
     return out
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, Path]:
-    """Read, override and validate a scenario file; returns (scenario, scenario folder).
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario file (its folder becomes `scenario.base_dir`).
 
     Raises ScenarioError with one line per problem.
     """
@@ -264,7 +516,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> tuple
         raise ScenarioError([field_error(source, "<top level>", tree, "a mapping of settings")])
     for key, value in parse_overrides(overrides or []):
         _set_path(tree, key, value, source)
-    return validate_tree(tree, source), path.parent
+    return validate_tree(tree, source)
 
 
 def validate_tree(tree: dict, source: str, base_dir: Path | None = None) -> Scenario:
@@ -281,6 +533,7 @@ def validate_tree(tree: dict, source: str, base_dir: Path | None = None) -> Scen
                 lines.append(field_error(source, loc, err.get("input"), _expected(err)))
         raise ScenarioError(lines) from None
     base = base_dir if base_dir is not None else Path(source).parent
+    scenario._base_dir = base
     missing = [field_error(source, field, value, f"an existing file (looked in {base})")
                for field, value in _path_values(scenario) if not (base / value).is_file()]
     if missing:
@@ -298,11 +551,6 @@ def _path_values(scenario: Scenario):
         values = node if isinstance(node, list) else [node]
         for i, value in enumerate(values):
             yield (f"{dotted}.{i}" if isinstance(node, list) else dotted), value
-
-
-def resolve(base_dir: Path, relative: str) -> Path:
-    """A scenario path resolved against the scenario's folder."""
-    return (base_dir / relative).resolve()
 
 
 def to_dict(scenario: Scenario) -> dict:

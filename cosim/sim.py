@@ -5,6 +5,8 @@ two building blocks that write the trace: `transfer` (radio, per packet) and `co
 """
 from __future__ import annotations
 
+import zlib
+from dataclasses import replace
 from typing import Generator, Optional
 
 import numpy as np
@@ -16,23 +18,51 @@ from .clock import UrgentTimeout
 from .compute import CpuModel
 from .rng import RngStreams
 from .trace import Trace
-from .transfer import TransferOutcome, transfer
+from .radio import BandwidthPool
+from .transfer import Link, TransferOutcome, packet_sizes_bytes, transfer
 from .world import Vehicle, World
 
 
-class RadioLink:
-    """The link of one vehicle to the RSU it was associated with when the transfer started."""
+class RadioLink(Link):
+    """The link of one vehicle to the RSU it was associated with when the transfer started.
+
+    Its bandwidth is its share from the optimizer, or, when the scenario makes bandwidth work-conserving,
+    its share of the RSU's pool in that direction, which changes when other transfers there end.
+    """
 
     def __init__(self, sim: "Simulation", veh: Vehicle, direction: str, tx_power_w: float, bandwidth_hz: float):
         self.sim, self.veh, self.direction = sim, veh, direction
         self.rsu = veh.rsu
-        self.tx_power_w, self.bandwidth_hz = tx_power_w, bandwidth_hz
+        self.tx_power_w, self.base_bandwidth_hz = tx_power_w, bandwidth_hz
+        self.pool: Optional[BandwidthPool] = None
+        self._token = -1
+
+    @property
+    def bandwidth_hz(self) -> float:
+        return self.pool.bandwidth_hz(self._token) if self.pool is not None else self.base_bandwidth_hz
+
+    def join(self, pool: BandwidthPool) -> None:
+        self.pool, self._token = pool, pool.join(self.base_bandwidth_hz)
+
+    def leave(self) -> None:
+        if self.pool is not None:
+            self.pool.leave(self._token)
+            self.pool = None
 
     def rate_bps(self) -> float:
-        rate = self.sim.world.rate_bps(self.veh, self.tx_power_w, self.bandwidth_hz)
+        rate = self.sim.world.rate_bps(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction)
         if self.sim.trace.wants_counters:
             self.sim.trace.counter(self.sim.env.now, self.veh.id, f"{self.direction}.rate_bps", rate)
         return rate
+
+    def snr_linear(self) -> float:
+        return self.sim.world.snr_linear(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction)
+
+    def rates_at_snr_bps(self, snr_linear: np.ndarray) -> np.ndarray:
+        return self.sim.world.radio_state.rates_at_snr_bps(self.bandwidth_hz, snr_linear)
+
+    def changed(self) -> Optional[simpy.Event]:
+        return self.pool.changed if self.pool is not None else None
 
     def abort_cause(self) -> Optional[str]:
         if not self.veh.present:
@@ -56,6 +86,8 @@ class Simulation:
         self.vehicle_cpu = vehicle_cpu
         self.duration_s = duration_s
         self.done = self.env.event()
+        self.tick_hooks: list = []          # called after each mobility tick, in order
+        self._spawned: list[simpy.Process] = []
         self.status = "running"
         self.failure = ""
 
@@ -69,6 +101,8 @@ class Simulation:
                 self.finish("mobility-failed", str(exc))
                 return
             self.world.apply(snap)
+            for hook in self.tick_hooks:
+                hook()
 
     def finish(self, status: str, detail: str = "") -> None:
         """End the run (first caller wins)."""
@@ -90,27 +124,84 @@ class Simulation:
         self.env.run(until=simpy.AnyOf(self.env, [self.done, self.env.timeout(self.duration_s)]))
         if not self.done.triggered:
             self.finish("duration-reached")
+        if self.status != "completed":
+            self._cut_in_flight(self.status)
+
+    def spawn(self, generator: Generator) -> simpy.Process:
+        """Start a per-vehicle process; if the run ends early it is interrupted so its span is recorded."""
+        proc = self.env.process(generator)
+        if len(self._spawned) > 256:
+            self._spawned = [p for p in self._spawned if p.is_alive]
+        self._spawned.append(proc)
+        return proc
+
+    def _cut_in_flight(self, cause: str) -> None:
+        """Interrupt live spawned processes and let everything due now run, so in-flight work is traced."""
+        for proc in self._spawned:
+            if proc.is_alive:
+                proc.interrupt(cause)
+        while self.env.peek() <= self.env.now:
+            self.env.step()
 
     # ---- building blocks for protocols ------------------------------------------------------
     def transfer(self, round_: int, veh: Vehicle, direction: str, payload: str, nbytes: int,
                  tx_power_w: float, bandwidth_hz: float) -> Generator:
-        """Send nbytes between `veh` and its RSU ('ul' or 'dl'); records a tx span; returns the outcome."""
+        """Send nbytes between `veh` and the server ('ul' or 'dl') over its RSU; returns the outcome.
+
+        Records a tx span for the radio leg and, when the scenario has a backhaul, a 'tx.backhaul' span
+        (actor: the RSU) for the wired leg: after the radio leg for 'ul', before it for 'dl'.
+        """
+        radio = self.world.radio_state
+        params = radio.params
         link = RadioLink(self, veh, direction, tx_power_w, bandwidth_hz)
+        if direction == "dl" and params.backhaul is not None and link.rsu >= 0:
+            t0 = self.env.now
+            status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)
+            if status != "ok":
+                return TransferOutcome(status, cause, t0, self.env.now, int(nbytes), 0, 0, 0, 0.0, 0.0)
         sink = None
         if self.trace.wants_packets:
             span_index = len(self.trace.spans)
-            sink = lambda t, seq, b: self.trace.packets.extend(  # noqa: E731
-                (float(ti), veh.id, span_index, int(si), int(bi), 1) for ti, si, bi in zip(t, seq, b))
+            sink = lambda t, seq, b, att: self.trace.packets.extend(  # noqa: E731
+                (float(ti), veh.id, span_index, int(si), int(bi), int(ai)) for ti, si, bi, ai in zip(t, seq, b, att))
         if veh.rsu < 0 or not veh.present:
             out = TransferOutcome("aborted", link.abort_cause() or "no-coverage", self.env.now, self.env.now,
                                   int(nbytes), 0, 0, 0, 0.0, 0.0)
         else:
-            out = yield from transfer(self.env, link, nbytes, self.mtu_bytes, lambda: self.world.next_tick_s,
-                                      self.transfer_mode, sink)
+            rng = None
+            if params.errors.random:
+                n = radio.next_transfer_key(veh.id, direction)
+                rng = np.random.Generator(np.random.PCG64(self.streams.seed_for(
+                    "packets", zlib.crc32(veh.id.encode("utf-8")), direction == "ul", n)))
+            if params.work_conserving:
+                link.join(radio.pool(link.rsu, direction))
+            try:
+                out = yield from transfer(self.env, link, nbytes, self.mtu_bytes, lambda: self.world.next_tick_s,
+                                          self.transfer_mode, sink, params.errors, rng)
+            finally:
+                link.leave()
         self.trace.span(out.t_start_s, out.t_end_s, round_, veh.id, f"tx.{direction}", payload, out.bytes_delivered,
                         out.packets_delivered, out.retransmissions, out.energy_j if direction == "ul" else 0.0,
                         out.status, out.cause)
+        if direction == "ul" and out.ok and params.backhaul is not None:
+            status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)
+            if status != "ok":
+                out = replace(out, status=status, cause=cause, t_end_s=self.env.now)
         return out
+
+    def _backhaul(self, round_: int, rsu: int, payload: str, nbytes: int) -> Generator:
+        """The wired leg between RSU `rsu` and the server; records a 'tx.backhaul' span; (status, cause)."""
+        rsu_id = self.world.rsus.ids[rsu]
+        t0 = self.env.now
+        status, cause = "ok", ""
+        try:
+            yield self.env.timeout(self.world.radio_state.params.backhaul.delay_s(rsu_id, nbytes))
+        except simpy.Interrupt as intr:
+            status, cause = "dropped", str(intr.cause or "interrupted")
+        packets = len(packet_sizes_bytes(nbytes, self.mtu_bytes))
+        self.trace.span(t0, self.env.now, round_, rsu_id, "tx.backhaul", payload, nbytes if status == "ok" else 0,
+                        packets if status == "ok" else 0, 0, 0.0, status, cause)
+        return status, cause
 
     def compute(self, round_: int, veh: Vehicle, kind: str, flops: float) -> Generator:
         """Occupy the vehicle's CPU for the time the device model gives; aborted if it departs."""

@@ -258,6 +258,10 @@ class SumoLive(MobilitySource):
                     raise MobilityError("libsumo is already running in this process (one per process): close "
                                         "the other SumoLive first, or use backend='traci'")
                 self._errors = (libsumo.TraCIException, libsumo.FatalTraCIError)
+                for f in files:   # libsumo loading malformed XML can crash the whole process: check first
+                    msg = _malformed_xml(f)
+                    if msg is not None:
+                        raise MobilityInputError(f, f"malformed XML ({msg})")
                 _libsumo_session, session.api = session, libsumo  # so that close() also cleans up a failed load
                 try:
                     libsumo.start(cmd)

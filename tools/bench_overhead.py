@@ -26,10 +26,10 @@ from cosim.task import build_task  # noqa: E402
 from learning.fl import aggregate, evaluate, local_train  # noqa: E402
 
 
-def run_cosim(sc, base_dir):
+def run_cosim(sc):
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        result = run_scenario(sc, base_dir, Path(tmp) / "run")
+        result = run_scenario(sc, Path(tmp) / "run")
         return time.perf_counter() - t0, result
 
 
@@ -60,13 +60,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    sc, base_dir = load_scenario(args.scenario, [f"protocol.rounds={args.rounds}",
+    sc = load_scenario(args.scenario, [f"protocol.rounds={args.rounds}",
                                                  f"protocol.vehicles_per_round={args.vehicles}"])
     torch.set_num_threads(torch.get_num_threads())
-    run_cosim(sc, base_dir)                      # warm-up: imports, allocator, first-call costs
+    run_cosim(sc)                      # warm-up: imports, allocator, first-call costs
     cosim_s, bare_s = [], []
     for _ in range(args.repeats):                # interleaved, best of n for each side
-        t, result = run_cosim(sc, base_dir)
+        t, result = run_cosim(sc)
         cosim_s.append(t)
         t, bare_acc = run_bare(sc, result.rounds)
         bare_s.append(t)

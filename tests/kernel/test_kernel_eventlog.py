@@ -31,7 +31,7 @@ def _rate_bps(distance_m, power_w, bandwidth_hz):
 
 def _run(tmp_path, tree):
     sc = validate_tree(tree, "tiny.yaml")
-    return run_scenario(sc, tmp_path, tmp_path / "run")
+    return run_scenario(sc, tmp_path / "run")
 
 
 def test_one_stationary_vehicle_whole_event_log(tmp_path):

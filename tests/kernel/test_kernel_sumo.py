@@ -1,0 +1,122 @@
+"""Runs on SUMO mobility: a short quickstart, dwell.csv, mid-run SUMO death, bad SUMO inputs."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+
+import pyarrow.parquet as pq
+import pytest
+
+from cosim.cli import main
+from cosim.run import run_scenario
+from cosim.scenario import load_scenario, validate_tree
+from mobility.sumo_live import SumoLive
+from tests.conftest import REPO
+
+QUICK = REPO / "scenarios" / "quickstart.yaml"
+SHORT = ["protocol.rounds=15", "protocol.start_s=30", "duration_s=120"]
+
+
+def _dwell_rows(run_dir):
+    with open(run_dir / "dwell.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_quickstart_on_sumo_runs_and_records_dwell(tmp_path):
+    sc = load_scenario(QUICK, SHORT)
+    result = run_scenario(sc, tmp_path / "run")
+    assert result.status == "completed" and len(result.rounds) == 15
+    rows = _dwell_rows(tmp_path / "run")
+    assert rows and {r["predictor"] for r in rows} == {"route"}
+    closed = [r for r in rows if r["censored"] == "False"]
+    assert closed, "some vehicle must leave its RSU during the run"
+    # on a straight highway the route predictor is right to within one mobility step
+    assert max(abs(float(r["predicted_s"]) - float(r["realized_s"])) for r in closed) <= 1.0 + 1e-9
+
+
+SCRIPTED = {
+    "name": "dwell", "seed": 0, "duration_s": 60,
+    "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+        {"id": "a", "x_m": -300.0, "y_m": 50.0, "speed_mps": 20.0},
+        {"id": "b", "x_m": 100.0, "y_m": -20.0, "speed_mps": 30.0, "heading_deg": 90.0},
+        {"id": "c", "x_m": 0.0, "speed_mps": 0.0}]}},
+    "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 400.0},
+    "channel": {"uplink_bandwidth_hz": 2e4},           # slow uploads: three 20 s rounds span the minute
+    "protocol": {"rounds": 10, "selection": "all", "vehicles_per_round": 3, "round_deadline_s": 20},
+}
+
+
+@pytest.mark.parametrize("predictor", ["kinematic", "oracle"])
+def test_dwell_predictions_match_analytic_exit_times(tmp_path, predictor):
+    tree = {**SCRIPTED, "protocol": {**SCRIPTED["protocol"], "dwell_predictor": predictor}}
+    run_scenario(validate_tree(tree, "dwell.yaml"), tmp_path / "run")
+    rows = _dwell_rows(tmp_path / "run")
+    assert {r["vehicle"] for r in rows} == {"a", "b", "c"}
+
+    def exit_time(vid):   # |p0 + v t| = r, solved in closed form
+        x0, y0, vx, vy = {"a": (-300, 50, 20, 0), "b": (100, -20, 0, 30)}[vid]
+        a, b, c = vx * vx + vy * vy, x0 * vx + y0 * vy, x0 * x0 + y0 * y0 - 400.0 ** 2
+        return (-b + math.sqrt(b * b - a * c)) / a
+
+    for r in rows:
+        t = float(r["t_s"])
+        if r["vehicle"] == "c":                      # parked at the RSU: never leaves
+            assert r["censored"] == "True" and float(r["predicted_s"]) > 60 - t - 1e-9
+            continue
+        truth = exit_time(r["vehicle"]) - t
+        assert float(r["predicted_s"]) == pytest.approx(truth, abs=1.0)       # within one step
+        assert r["censored"] == "False" and float(r["realized_s"]) == pytest.approx(truth, abs=1.0)
+        if predictor == "oracle":                    # the oracle is the realized value itself
+            assert float(r["predicted_s"]) == pytest.approx(float(r["realized_s"]), abs=1e-9)
+        else:                                        # kinematic is exact on straight lines
+            assert float(r["predicted_s"]) == pytest.approx(truth, abs=1e-9)
+
+
+class _DyingSumo(SumoLive):
+    """A real SUMO (TraCI subprocess) whose process is killed at a given step."""
+
+    def __init__(self, *args, kill_at_step: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._steps, self._kill_at = 0, kill_at_step
+
+    def step(self):
+        self._steps += 1
+        if self._steps == self._kill_at:
+            os.kill(self.pid, signal.SIGKILL)
+        return super().step()
+
+
+def test_sumo_dying_mid_run_ends_cleanly_with_trace_written(tmp_path):
+    sc = load_scenario(QUICK, ["protocol.rounds=50", "protocol.start_s=30", "mobility.sumo.backend=traci"])
+    source = _DyingSumo(1.0, sumocfg=REPO / "scenarios" / "highway" / "highway.sumocfg", seed=1,
+                        backend="traci", kill_at_step=40)
+    result = run_scenario(sc, tmp_path / "run", source=source)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "mobility-failed" and summary["detail"]
+    assert summary["sim_time_s"] == 40.0
+    assert 0 < len(result.rounds) < 50
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    assert spans and max(s["t_end_s"] for s in spans) <= 40.0
+    assert all(s["cause"] == "mobility-failed" for s in spans if s["status"] != "ok")
+    assert (tmp_path / "run" / "trace.json").is_file() and (tmp_path / "run" / "rounds.csv").is_file()
+
+
+def test_unknown_rsu_edge_is_one_line_naming_id_and_net(tmp_path, capsys):
+    code = main(["run", str(QUICK), "--set", "rsus.placement.edges=[nope]", "--quiet", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "'nope'" in err and "highway.net.xml" in err
+
+
+def test_malformed_net_is_one_line_naming_the_file(tmp_path, capsys):
+    (tmp_path / "bad.net.xml").write_text("<net><edge id='e'></net>")
+    (tmp_path / "r.rou.xml").write_text("<routes/>")
+    tree = {"name": "bad", "mobility": {"source": "sumo", "sumo": {"net": "bad.net.xml", "routes": ["r.rou.xml"]}}}
+    import yaml
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(tree))
+    code = main(["run", str(tmp_path / "s.yaml"), "--quiet", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "bad.net.xml" in err
