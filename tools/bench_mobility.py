@@ -1,0 +1,99 @@
+"""Mobility overhead: a SUMO highway with a few hundred concurrent vehicles and 10 RSUs for 300 simulated
+seconds, (a) by the SUMO binary alone and (b) through the co-simulator (libsumo in lock-step with the
+SimPy clock, association with hysteresis, coverage events and per-tick channel evaluation for every
+vehicle), in one invocation. Last line: {"bench": "mobility", "value": <(b) / (a) wall time>, ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cosim.build import build_radio, build_rsus, build_source  # noqa: E402
+from cosim.rng import RngStreams  # noqa: E402
+from cosim.scenario import validate_tree  # noqa: E402
+from cosim.sim import Simulation  # noqa: E402
+from cosim.build import build_devices  # noqa: E402
+from cosim.trace import Trace  # noqa: E402
+from cosim.world import World  # noqa: E402
+from mobility.builders import build_highway  # noqa: E402
+from mobility.sumo_live import sumo_binary  # noqa: E402
+
+
+def run_sumo_alone(cfg: Path, duration_s: float) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([str(sumo_binary("sumo")), "-c", str(cfg), "--end", f"{duration_s:g}", "--step-length", "1",
+                    "--no-step-log", "--no-warnings", "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def run_cosim(cfg: Path, duration_s: float) -> tuple[float, dict]:
+    tree = {"name": "bench-mobility", "seed": 1, "duration_s": duration_s,
+            "mobility": {"source": "sumo", "step_s": 1.0, "sumo": {"config": str(cfg)}},
+            "rsus": {"placement": {"spacing_m": 1000.0, "edges": ["fwd"]}, "coverage_radius_m": 500.0,
+                     "hysteresis_m": 20.0},
+            "output": {"trace_level": "rounds"}}
+    sc = validate_tree(tree, "bench_mobility", base_dir=cfg.parent)
+    t0 = time.perf_counter()
+    streams = RngStreams(sc.seed)
+    trace = Trace(sc.output.trace_level)
+    rsus, radio = build_rsus(sc), build_radio(sc, streams)
+    source = build_source(sc, streams)
+    cpu, _ = build_devices(sc)
+    peak = {"vehicles": 0, "covered": 0}
+
+    def world_factory(env, tr):
+        return World(env, rsus, radio, tr, 1000, sc.rsus.hysteresis_m, sc.mobility.step_s)
+
+    sim = Simulation(streams, source, world_factory, trace, 1500, "batched", cpu, duration_s + 1.0)
+
+    def watch():
+        peak["vehicles"] = max(peak["vehicles"], len(sim.world.vehicles))
+        peak["covered"] = max(peak["covered"], len(sim.world.covered()))
+
+    sim.tick_hooks.append(watch)
+
+    def idle():
+        yield sim.env.timeout(duration_s)
+
+    try:
+        sim.run(idle())
+    finally:
+        source.close()
+    wall = time.perf_counter() - t0
+    return wall, {"peak_vehicles": peak["vehicles"], "peak_covered": peak["covered"], "rsus": len(rsus.ids),
+                  "coverage_events": len(trace.instants), "status": sim.status}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration-s", type=float, default=300.0)
+    p.add_argument("--vehicles-per-hour", type=float, default=8000.0)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = build_highway(Path(tmp) / "hw", length_m=10000.0, lanes=3, vehicles_per_hour=args.vehicles_per_hour,
+                              duration_s=args.duration_s, seed=1)
+        sumo_s, cosim_s = [], []
+        for _ in range(args.repeats):          # interleaved, best of n
+            sumo_s.append(run_sumo_alone(files.sumocfg, args.duration_s))
+            wall, info = run_cosim(files.sumocfg, args.duration_s)
+            cosim_s.append(wall)
+    ratio = min(cosim_s) / min(sumo_s)
+    print(f"SUMO binary alone: {min(sumo_s):.3f} s wall ({', '.join(f'{t:.3f}' for t in sumo_s)})")
+    print(f"co-simulator:      {min(cosim_s):.3f} s wall ({', '.join(f'{t:.3f}' for t in cosim_s)}), "
+          f"peak {info['peak_vehicles']} vehicles, {info['peak_covered']} covered, {info['rsus']} RSUs")
+    print(json.dumps({"bench": "mobility", "value": round(ratio, 4), "unit": "x SUMO binary alone",
+                      "sumo_wall_s": round(min(sumo_s), 4), "cosim_wall_s": round(min(cosim_s), 4),
+                      "simulated_s": args.duration_s, **info, "target": 1.5}))
+
+
+if __name__ == "__main__":
+    main()
