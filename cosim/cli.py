@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--vehicles-per-hour", type=float, default=900.0)
     grid.add_argument("--duration-s", type=float, default=600.0)
     grid.add_argument("--seed", type=int, default=1)
+    plot = sub.add_parser("plot", help="plot a run directory into RUN_DIR/plots/")
+    plot.add_argument("run_dir")
     val = sub.add_parser("validate", help="check scenario files; print every error")
     val.add_argument("scenarios", nargs="+")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -51,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.cmd == "scenario":
             return _build(args)
+        if args.cmd == "plot":
+            from .plots import plot_run
+
+            for path in plot_run(args.run_dir):
+                print(f"wrote {path}")
+            return 0
         return _run(args)
     except (UserError, MobilityInputError) as err:
         print(str(err), file=sys.stderr)
@@ -95,6 +103,10 @@ def _run(args) -> int:
             result = run_scenario(sc, run_dir, on_round=progress.update)
     except SettingError as err:
         raise err.with_source(args.scenario) from None
+    if sc.output.plots and result.rounds:
+        from .plots import plot_run
+
+        plot_run(run_dir)
     if not args.quiet:
         progress.summary(result)
     return 0 if result.status in ("completed", "duration-reached") else 1

@@ -79,3 +79,13 @@ def test_run_directory_contents(two_runs):
     assert manifest["seed"] == 1 and manifest["scenario"]["protocol"]["rounds"] == 3
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["rounds_completed"] == 3
+
+
+def test_plot_writes_png(two_runs, tmp_path):
+    import shutil as _sh
+
+    run = tmp_path / "copy"
+    _sh.copytree(two_runs[0], run)
+    assert main(["plot", str(run)]) == 0
+    png = (run / "plots" / "rounds.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
