@@ -340,9 +340,9 @@ class SumoLive(MobilitySource):
         tc = _traci_constants()
         api.simulationStep()
         for vid in api.simulation.getSubscriptionResults()[tc.VAR_DEPARTED_VEHICLES_IDS]:
-            api.vehicle.subscribe(vid, [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ANGLE, tc.VAR_ROAD_ID,
-                                        tc.VAR_LANE_ID, tc.VAR_LANEPOSITION, tc.VAR_ROUTE_INDEX])
-        res = dict(api.vehicle.getAllSubscriptionResults())
+            # only what every tick needs; lane, lane position and route index are fetched on demand
+            api.vehicle.subscribe(vid, [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ANGLE, tc.VAR_ROAD_ID])
+        res = api.vehicle.getAllSubscriptionResults()
         self._last = res
         if len(self._routes) > 2 * len(res) + 64:
             self._routes = {v: r for v, r in self._routes.items() if v in res}
@@ -361,15 +361,18 @@ class SumoLive(MobilitySource):
         r = self._last.get(vid)
         if r is None or not r[tc.VAR_ROAD_ID]:
             raise KeyError(f"vehicle {vid!r} is not in the last snapshot")
-        road, idx = r[tc.VAR_ROAD_ID], int(r[tc.VAR_ROUTE_INDEX])
-        edges = self._routes.get(vid)
-        if edges is None or not 0 <= idx < len(edges) or (not road.startswith(":") and edges[idx] != road):
-            try:
-                edges = tuple(self._session.api.vehicle.getRoute(vid))
-            except self._errors as e:
-                raise self._fail(f"in getRoute({vid!r})", e) from None
-            self._routes[vid] = edges
-        return RouteState(edges, idx, r[tc.VAR_LANE_ID], float(r[tc.VAR_LANEPOSITION]))
+        road = r[tc.VAR_ROAD_ID]
+        api = self._session.api     # SUMO has not stepped since the snapshot, so these are its values
+        try:
+            idx, lane = api.vehicle.getRouteIndex(vid), api.vehicle.getLaneID(vid)
+            lane_pos = api.vehicle.getLanePosition(vid)
+            edges = self._routes.get(vid)
+            if edges is None or not 0 <= idx < len(edges) or (not road.startswith(":") and edges[idx] != road):
+                edges = tuple(api.vehicle.getRoute(vid))
+                self._routes[vid] = edges
+        except self._errors as e:
+            raise self._fail(f"in route queries for {vid!r}", e) from None
+        return RouteState(edges, int(idx), lane, float(lane_pos))
 
     def route_edges(self, vid: str) -> tuple[str, ...]:
         """Edge ids of the vehicle's current route."""

