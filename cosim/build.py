@@ -82,7 +82,7 @@ def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
     errors = PacketErrors(c.per.model, per_params, c.max_retransmissions, per_packet_fading,
                           f.k_factor if per_packet_fading == "rician" else None,
                           10.0 ** (outage_db / 10.0) if per_packet_fading != "none" else 0.0)
-    rsu_ids = build_rsus(sc).ids
+    backhaul = build_backhaul(sc.backhaul, build_rsus(sc).ids) if sc.backhaul.enabled else None
     return RadioParams(
         h0, c.pathloss_exponent, c.noise_dbm_per_hz, c.noise_figure_db,
         model=c.model, carrier_hz=c.carrier_hz, model_params=tuple(sorted(c.model_params.items())),
@@ -93,7 +93,7 @@ def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
         errors=errors, interference=c.interference.enabled, interference_activity=c.interference.activity,
         vehicle_tx_power_w=c.vehicle_tx_power_w, rsu_tx_power_w=c.rsu_tx_power_w,
         uplink_bandwidth_hz=c.uplink_bandwidth_hz, downlink_bandwidth_hz=c.downlink_bandwidth_hz,
-        work_conserving=c.work_conserving, backhaul=build_backhaul(sc.backhaul, rsu_ids),
+        work_conserving=c.work_conserving, backhaul=backhaul,
         streams=streams if streams is not None else RngStreams(sc.seed))
 
 

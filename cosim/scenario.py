@@ -420,9 +420,10 @@ class Scenario(_Frozen):
     @classmethod
     def _backhaul_reaches_rsus(cls, value, info):
         rsus = info.data.get("rsus")
-        if value.links and rsus is not None:
+        if value.links and rsus is not None and rsus.placement is None:   # placed RSUs: checked at build
             from .backhaul import unreachable_rsus
-            missing = unreachable_rsus(value, [f"rsu{i}" for i in range(len(rsus.positions_m))])
+            positions = rsus.positions_m if rsus.positions_m is not None else DEFAULT_RSU_POSITIONS_M
+            missing = unreachable_rsus(value, [f"rsu{i}" for i in range(len(positions))])
             if missing:
                 raise ValueError(f"links that connect every RSU to 'server' (no path from {missing})")
         return value

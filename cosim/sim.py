@@ -149,13 +149,14 @@ class Simulation:
         """Send nbytes between `veh` and the server ('ul' or 'dl') over its RSU; returns the outcome.
 
         Records a tx span for the radio leg and, when the scenario has a backhaul, a 'tx.backhaul' span
-        (actor: the RSU) for the wired leg: after the radio leg for 'ul', before it for 'dl'.
+        (actor: the RSU) for the wired leg: after the radio leg for 'ul', before it for 'dl'. The outcome is
+        the radio leg's, with times from the first leg's start to the last leg's end.
         """
         radio = self.world.radio_state
         params = radio.params
         link = RadioLink(self, veh, direction, tx_power_w, bandwidth_hz)
+        t0 = self.env.now
         if direction == "dl" and params.backhaul is not None and link.rsu >= 0:
-            t0 = self.env.now
             status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)
             if status != "ok":
                 return TransferOutcome(status, cause, t0, self.env.now, int(nbytes), 0, 0, 0, 0.0, 0.0)
@@ -176,7 +177,7 @@ class Simulation:
             if params.work_conserving:
                 link.join(radio.pool(link.rsu, direction))
             try:
-                out = yield from transfer(self.env, link, nbytes, self.mtu_bytes, lambda: self.world.next_tick_s,
+                out = yield from transfer(self.env, link, nbytes, self.mtu_bytes, lambda: radio.next_tick_s,
                                           self.transfer_mode, sink, params.errors, rng)
             finally:
                 link.leave()
@@ -185,9 +186,8 @@ class Simulation:
                         out.status, out.cause)
         if direction == "ul" and out.ok and params.backhaul is not None:
             status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)
-            if status != "ok":
-                out = replace(out, status=status, cause=cause, t_end_s=self.env.now)
-        return out
+            out = replace(out, status=status, cause=cause, t_end_s=self.env.now)
+        return replace(out, t_start_s=t0) if out.t_start_s != t0 else out
 
     def _backhaul(self, round_: int, rsu: int, payload: str, nbytes: int) -> Generator:
         """The wired leg between RSU `rsu` and the server; records a 'tx.backhaul' span; (status, cause)."""

@@ -11,22 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from channel import seed as ch
 from mobility.base import MobilitySnapshot
 from mobility.dwell import kinematic_dwell_s
 from mobility.rsu import RsuLayout, associate
 
+from .radio import RadioParams, RadioState  # noqa: F401  (RadioParams: re-export)
 from .trace import Trace
-
-
-@dataclass(frozen=True)
-class RadioParams:
-    """What the per-tick channel evaluation needs (seed model)."""
-
-    h0: float
-    pathloss_exponent: float
-    noise_dbm_per_hz: float
-    noise_figure_db: float
 
 
 @dataclass
@@ -55,6 +45,7 @@ class World:
         self.t_tick_s = 0.0
         self.snapshot = MobilitySnapshot.empty(0.0)
         self._rsu_idx = np.zeros(0, dtype=int)
+        self.radio_state = RadioState(env, radio, len(rsus.ids), step_s)
 
     @property
     def next_tick_s(self) -> float:
@@ -83,8 +74,7 @@ class World:
         rsu_idx = associate(dist, self.rsus.radius_m, previous, self.hysteresis_m)
         rows = np.arange(len(snap.ids))
         d_assoc = np.where(rsu_idx >= 0, dist[rows, np.maximum(rsu_idx, 0)] if len(rows) else 0.0, np.inf)
-        gain = np.where(rsu_idx >= 0, ch.seed_gain_linear(np.minimum(d_assoc, 1e12), self.radio.h0,
-                                                          self.radio.pathloss_exponent), 0.0)
+        gain = self.radio_state.evaluate(list(snap.ids), snap.xy_m, dist, rsu_idx)
         velocity = snap.velocity_mps()
         for i, vid in enumerate(snap.ids):
             veh = self.vehicles[vid]
@@ -118,12 +108,14 @@ class World:
         centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
         return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
 
-    def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float) -> float:
-        r = self.radio
-        return float(ch.snr_linear(tx_power_w, veh.gain_linear, bandwidth_hz, r.noise_dbm_per_hz, r.noise_figure_db))
+    def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None) -> float:
+        """SNR of the vehicle's link to its RSU as of the last tick (SINR when interference is on and
+        `direction` ('ul' or 'dl') is given)."""
+        return self.radio_state.snr_linear(veh.id, veh.gain_linear, tx_power_w, bandwidth_hz, direction)
 
-    def rate_bps(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float) -> float:
-        """Shannon rate of the vehicle's link to its RSU as of the last tick (0 when uncovered)."""
+    def rate_bps(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None) -> float:
+        """Rate of the vehicle's link to its RSU as of the last tick (0 when uncovered): Shannon (ergodic
+        under fading with mode 'ergodic') or the MCS table's, per the scenario's rate_mode."""
         if not veh.present or veh.rsu < 0:
             return 0.0
-        return float(ch.shannon_rate_bps(bandwidth_hz, self.snr_linear(veh, tx_power_w, bandwidth_hz)))
+        return self.radio_state.rate_bps(bandwidth_hz, self.snr_linear(veh, tx_power_w, bandwidth_hz, direction))
