@@ -1,16 +1,21 @@
 """The learning task of a run: data, partitions, the one reused model, its measured costs."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
 
 from learning import partition as part
 from learning.data import TensorDataset, load_digits, train_test_split
+from learning.datasets import load_dataset
 from learning.fl import StateDict, state_nbytes
 from learning.flops import train_flops_per_sample
 from learning.models import SplitModel, build_model
+from learning.profile import CutProfile, measure_cut
 
 from .errors import SettingError
 from .rng import RngStreams
@@ -36,6 +41,28 @@ class LearningTask:
     def client_size(self, client: int) -> int:
         return int(len(self.client_indices[client]))
 
+    def cut_profile(self, cut: int) -> CutProfile:
+        """The measured per-sample costs of split point `cut` (cached per model and input shape).
+
+        Raises SettingError naming protocol.cut when `cut` is not a split point of the model.
+        """
+        points = self.model.split_points
+        if cut not in points:
+            raise SettingError("protocol.cut", cut, f"a split point of {self.config.model}: one of "
+                               f"{list(points)} (stages {list(self.model.stage_names)})")
+        c, size = self.train.input_shape[0], self.train.input_shape[-1]
+        return _cut_profile(self.config.model, c, size, self.train.num_classes, cut,
+                            tuple(sorted(self.config.arch.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _cut_profile(name: str, in_channels: int, image_size: int, num_classes: int, cut: int,
+                 arch: tuple[tuple[str, object], ...]) -> CutProfile:
+    """learning.profile.measure_cut of one cut on a meta-device model (shapes only: no weights, no RNG draw)."""
+    with torch.device("meta"):
+        model = build_model(name, in_channels, image_size, num_classes, **dict(arch))
+    return measure_cut(model, cut, (in_channels, image_size, image_size))
+
 
 def _partition(cfg: LearningConfig, labels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     p = cfg.partition
@@ -56,14 +83,38 @@ def _partition(cfg: LearningConfig, labels: np.ndarray, rng: np.random.Generator
                            f"a larger alpha or fewer clients: Dirichlet left a client with < 2 samples") from None
 
 
-def build_task(cfg: LearningConfig, streams: RngStreams) -> LearningTask:
-    """Load data, split train/test, partition among clients, init the model (seeded), measure FLOPs."""
-    data = load_digits(cfg.image_size)
-    train, test = train_test_split(data, cfg.test_fraction, seed=streams.seed_for("split") % (2 ** 31))
+def _load(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path]) -> tuple[TensorDataset, TensorDataset]:
+    """(train, test): digits split by test_fraction; the other data sets from their files in data_dir."""
+    if cfg.dataset == "digits":
+        data = load_digits(cfg.image_size if cfg.image_size is not None else 8)
+        return train_test_split(data, cfg.test_fraction, seed=streams.seed_for("split") % (2 ** 31))
+    root = Path(cfg.data_dir)
+    if not root.is_absolute() and base_dir is not None:
+        root = base_dir / root
+    try:
+        return (load_dataset(cfg.dataset, root, train=True, image_size=cfg.image_size),
+                load_dataset(cfg.dataset, root, train=False, image_size=cfg.image_size))
+    except FileNotFoundError as exc:
+        raise SettingError("learning.data_dir", cfg.data_dir, f"the {cfg.dataset} files ({exc})") from None
+    except ValueError as exc:
+        raise SettingError("learning.data_dir", cfg.data_dir, f"readable {cfg.dataset} files ({exc})") from None
+
+
+def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path] = None) -> LearningTask:
+    """Load data, split train/test, partition among clients, init the model (seeded), measure FLOPs.
+
+    `base_dir` resolves a relative learning.data_dir (the scenario's folder). Raises SettingError naming
+    learning.data_dir when the data set's files are missing or unreadable.
+    """
+    train, test = _load(cfg, streams, base_dir)
     parts = _partition(cfg, train.y.numpy(), streams.get("partition"))
     torch.manual_seed(streams.seed_for("model-init"))
-    model = build_model(cfg.model, in_channels=train.input_shape[0], image_size=cfg.image_size,
-                        num_classes=train.num_classes)
+    try:
+        model = build_model(cfg.model, in_channels=train.input_shape[0], image_size=train.input_shape[-1],
+                            num_classes=train.num_classes, **dict(cfg.arch))
+    except ValueError as exc:
+        raise SettingError("learning.arch", dict(cfg.arch),
+                           f"a {cfg.model} that fits {tuple(train.input_shape)} inputs ({exc})") from None
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     flops = train_flops_per_sample(model, train.input_shape)
     return LearningTask(cfg, model, train, test, parts, state, flops, state_nbytes(state))
