@@ -6,8 +6,6 @@ tick, vectorized over vehicles.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import simpy
 
@@ -19,17 +17,36 @@ from .radio import RadioParams, RadioState  # noqa: F401  (RadioParams: re-expor
 from .trace import Trace
 
 
-@dataclass
 class Vehicle:
-    id: str
-    client: int
-    departed: simpy.Event
-    xy_m: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    velocity_mps: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    rsu: int = -1
-    distance_m: float = float("inf")
-    gain_linear: float = 0.0
-    present: bool = True
+    """One vehicle, as the World last saw it. Position, velocity, RSU, distance and gain are read from the
+    World's per-tick arrays (no per-vehicle copy each tick); after departure they keep their last values."""
+
+    __slots__ = ("id", "client", "departed", "present", "_world", "_frozen")
+
+    def __init__(self, vid: str, client: int, departed: simpy.Event, world: "World"):
+        self.id, self.client, self.departed = vid, client, departed
+        self.present = True
+        self._world = world
+        self._frozen: tuple | None = None
+
+    def _get(self, field_index: int):
+        if self._frozen is not None:
+            return self._frozen[field_index]
+        return self._world._field(field_index, self._world._row[self.id])
+
+    def freeze(self) -> None:
+        """Keep the last-seen values (called when the vehicle leaves the World)."""
+        row = self._world._row[self.id]
+        self._frozen = tuple(self._world._field(k, row) for k in range(5))
+
+    xy_m = property(lambda self: self._get(0))
+    velocity_mps = property(lambda self: self._get(1))
+    rsu = property(lambda self: self._get(2))
+    distance_m = property(lambda self: self._get(3))
+    gain_linear = property(lambda self: self._get(4))
+
+    def __repr__(self) -> str:
+        return f"Vehicle({self.id!r}, client={self.client}, rsu={self.rsu}, present={self.present})"
 
 
 class World:
@@ -44,8 +61,21 @@ class World:
         self.round = 0
         self.t_tick_s = 0.0
         self.snapshot = MobilitySnapshot.empty(0.0)
+        self._row: dict[str, int] = {}
         self._rsu_idx = np.zeros(0, dtype=int)
+        self._velocity = np.zeros((0, 2))
+        self._d_assoc = np.zeros(0)
+        self._gain = np.zeros(0)
         self.radio_state = RadioState(env, radio, len(rsus.ids), step_s)
+
+    def _field(self, k: int, row: int):
+        if k == 0:
+            return self.snapshot.xy_m[row]
+        if k == 1:
+            return self._velocity[row]
+        if k == 2:
+            return int(self._rsu_idx[row])
+        return float((self._d_assoc if k == 3 else self._gain)[row])
 
     @property
     def next_tick_s(self) -> float:
@@ -53,38 +83,43 @@ class World:
         return self.t_tick_s + self.step_s
 
     def apply(self, snap: MobilitySnapshot) -> None:
-        """Take a new snapshot: arrivals, departures, association, coverage events, channel gains."""
+        """Take a new snapshot: arrivals, departures, association, coverage events, channel gains.
+
+        Vectorized over vehicles; Python loops only touch vehicles that arrive, leave or change RSU.
+        """
         t = snap.t_s
         self.t_tick_s = t
-        new_ids = set(snap.ids)
-        for vid in [v for v in self.vehicles if v not in new_ids]:
-            veh = self.vehicles.pop(vid)
-            veh.present = False
-            if veh.rsu >= 0:
-                self.trace.instant(t, self.round, vid, "coverage.leave", self.rsus.ids[veh.rsu])
-            self.trace.instant(t, self.round, vid, "vehicle.leave", "")
-            veh.departed.succeed(t)
-        previous = np.array([self.vehicles[v].rsu if v in self.vehicles else -1 for v in snap.ids], dtype=int)
-        for vid in snap.ids:
+        ids = snap.ids
+        if len(self.vehicles) != len(ids) or any(v not in self._row for v in ids):
+            new_set = set(ids)
+            for vid in sorted(v for v in self.vehicles if v not in new_set):
+                self._depart(t, vid)
+        old_rsu, old_row = self._rsu_idx, self._row
+        previous = np.fromiter((old_rsu[old_row[v]] if v in old_row else -1 for v in ids), dtype=int, count=len(ids))
+        for vid in ids:
             if vid not in self.vehicles:
-                self.vehicles[vid] = Vehicle(vid, self.appeared % self.num_clients, self.env.event())
+                veh = self.vehicles[vid] = Vehicle(vid, self.appeared % self.num_clients, self.env.event(), self)
                 self.appeared += 1
-                self.trace.instant(t, self.round, vid, "vehicle.enter", f"client={self.vehicles[vid].client}")
+                self.trace.instant(t, self.round, vid, "vehicle.enter", f"client={veh.client}")
         dist = self.rsus.distances_m(snap.xy_m)
         rsu_idx = associate(dist, self.rsus.radius_m, previous, self.hysteresis_m)
-        rows = np.arange(len(snap.ids))
+        rows = np.arange(len(ids))
         d_assoc = np.where(rsu_idx >= 0, dist[rows, np.maximum(rsu_idx, 0)] if len(rows) else 0.0, np.inf)
-        gain = self.radio_state.evaluate(list(snap.ids), snap.xy_m, dist, rsu_idx)
-        velocity = snap.velocity_mps()
-        for i, vid in enumerate(snap.ids):
-            veh = self.vehicles[vid]
-            old, new = int(previous[i]), int(rsu_idx[i])
-            if old != new:
-                self._coverage_event(t, vid, old, new)
-            veh.rsu, veh.xy_m, veh.velocity_mps = new, snap.xy_m[i], velocity[i]
-            veh.distance_m, veh.gain_linear = float(d_assoc[i]), float(gain[i])
+        gain = self.radio_state.evaluate(list(ids), snap.xy_m, dist, rsu_idx)
+        for i in np.flatnonzero(previous != rsu_idx):
+            self._coverage_event(t, ids[i], int(previous[i]), int(rsu_idx[i]))
         self.snapshot = snap
-        self._rsu_idx = rsu_idx
+        self._row = dict(zip(ids, range(len(ids))))
+        self._rsu_idx, self._velocity, self._d_assoc, self._gain = rsu_idx, snap.velocity_mps(), d_assoc, gain
+
+    def _depart(self, t: float, vid: str) -> None:
+        veh = self.vehicles.pop(vid)
+        veh.freeze()
+        veh.present = False
+        if veh.rsu >= 0:
+            self.trace.instant(t, self.round, vid, "coverage.leave", self.rsus.ids[veh.rsu])
+        self.trace.instant(t, self.round, vid, "vehicle.leave", "")
+        veh.departed.succeed(t)
 
     def _coverage_event(self, t: float, vid: str, old: int, new: int) -> None:
         ids = self.rsus.ids
@@ -97,7 +132,8 @@ class World:
 
     def covered(self) -> list[Vehicle]:
         """Vehicles associated with some RSU, in sorted id order."""
-        return [self.vehicles[v] for v in self.snapshot.ids if v in self.vehicles and self.vehicles[v].rsu >= 0]
+        ids = self.snapshot.ids
+        return [self.vehicles[ids[i]] for i in np.flatnonzero(self._rsu_idx >= 0)]
 
     def dwell_s(self, vehicles: list[Vehicle]) -> np.ndarray:
         """Kinematic remaining dwell time in the current RSU's coverage, per vehicle."""

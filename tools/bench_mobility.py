@@ -34,6 +34,22 @@ def run_sumo_alone(cfg: Path, duration_s: float) -> float:
     return time.perf_counter() - t0
 
 
+def run_libsumo_floor(cfg: Path, duration_s: float) -> float:
+    """What any libsumo client pays: stepping SUMO and reading every vehicle's position, speed, angle and
+    road through subscriptions (the SumoLive source alone, no World)."""
+    from mobility.sumo_live import SumoLive
+
+    t0 = time.perf_counter()
+    src = SumoLive(1.0, sumocfg=cfg, seed=1)
+    try:
+        src.start()
+        for _ in range(int(duration_s)):
+            src.step()
+    finally:
+        src.close()
+    return time.perf_counter() - t0
+
+
 def run_cosim(cfg: Path, duration_s: float) -> tuple[float, dict]:
     tree = {"name": "bench-mobility", "seed": 1, "duration_s": duration_s,
             "mobility": {"source": "sumo", "step_s": 1.0, "sumo": {"config": str(cfg)}},
@@ -82,17 +98,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = build_highway(Path(tmp) / "hw", length_m=10000.0, lanes=3, vehicles_per_hour=args.vehicles_per_hour,
                               duration_s=args.duration_s, seed=1)
-        sumo_s, cosim_s = [], []
+        sumo_s, cosim_s, floor_s = [], [], []
         for _ in range(args.repeats):          # interleaved, best of n
             sumo_s.append(run_sumo_alone(files.sumocfg, args.duration_s))
+            floor_s.append(run_libsumo_floor(files.sumocfg, args.duration_s))
             wall, info = run_cosim(files.sumocfg, args.duration_s)
             cosim_s.append(wall)
     ratio = min(cosim_s) / min(sumo_s)
     print(f"SUMO binary alone: {min(sumo_s):.3f} s wall ({', '.join(f'{t:.3f}' for t in sumo_s)})")
+    print(f"libsumo source:    {min(floor_s):.3f} s wall (stepping + subscriptions, no World)")
     print(f"co-simulator:      {min(cosim_s):.3f} s wall ({', '.join(f'{t:.3f}' for t in cosim_s)}), "
           f"peak {info['peak_vehicles']} vehicles, {info['peak_covered']} covered, {info['rsus']} RSUs")
     print(json.dumps({"bench": "mobility", "value": round(ratio, 4), "unit": "x SUMO binary alone",
                       "sumo_wall_s": round(min(sumo_s), 4), "cosim_wall_s": round(min(cosim_s), 4),
+                      "libsumo_source_wall_s": round(min(floor_s), 4),
+                      "cosim_over_libsumo_source": round(min(cosim_s) / min(floor_s), 4),
                       "simulated_s": args.duration_s, **info, "target": 1.5}))
 
 
