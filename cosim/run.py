@@ -67,7 +67,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
         return World(env, rsus, radio, tr, sc.learning.num_clients, sc.rsus.hysteresis_m, sc.mobility.step_s)
 
     sim = Simulation(streams, source, world_factory, trace, sc.channel.mtu_bytes, sc.channel.transfer_mode,
-                     cpu, sc.duration_s)
+                     cpu, sc.duration_s, sc.rsus.on_handover, sc.rsus.handover_delay_s)
     dwell = DwellBook(sim.world, sc.protocol.dwell_predictor,
                       route_fn=getattr(source, "route_dwell_s", None), tracks=tracks)
     sim.tick_hooks.append(dwell.tick)

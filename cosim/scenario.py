@@ -122,6 +122,8 @@ class RsuConfig(_Frozen):
     placement: Optional[RsuPlacementConfig] = None
     coverage_radius_m: PosFloat = 500.0
     hysteresis_m: NonNegFloat = 0.0
+    on_handover: Literal["abort", "continue"] = "abort"     # a transfer in flight when its RSU changes
+    handover_delay_s: NonNegFloat = 0.05                    # with 'continue': silence before the new RSU
 
     @model_validator(mode="after")
     def _one_layout(self):

@@ -36,6 +36,7 @@ class RadioLink(Link):
         self.tx_power_w, self.base_bandwidth_hz = tx_power_w, bandwidth_hz
         self.pool: Optional[BandwidthPool] = None
         self._token = -1
+        self._resume_s = -1.0          # after a handover with policy 'continue': silent until then
 
     @property
     def bandwidth_hz(self) -> float:
@@ -50,6 +51,8 @@ class RadioLink(Link):
             self.pool = None
 
     def rate_bps(self) -> float:
+        if self.sim.env.now < self._resume_s:
+            return 0.0
         rate = self.sim.world.rate_bps(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction)
         if self.sim.trace.wants_counters:
             self.sim.trace.counter(self.sim.env.now, self.veh.id, f"{self.direction}.rate_bps", rate)
@@ -62,7 +65,12 @@ class RadioLink(Link):
         return self.sim.world.radio_state.rates_at_snr_bps(self.bandwidth_hz, snr_linear)
 
     def changed(self) -> Optional[simpy.Event]:
-        return self.pool.changed if self.pool is not None else None
+        pooled = self.pool.changed if self.pool is not None else None
+        env = self.sim.env
+        if env.now < self._resume_s:            # wake up when the handover delay is over
+            resume = env.timeout(self._resume_s - env.now)
+            return resume if pooled is None else resume | pooled
+        return pooled
 
     def abort_cause(self) -> Optional[str]:
         if not self.veh.present:
@@ -70,13 +78,28 @@ class RadioLink(Link):
         if self.veh.rsu < 0:
             return "coverage-lost"
         if self.veh.rsu != self.rsu:
-            return "handover"
+            if self.sim.on_handover != "continue":
+                return "handover"
+            self._hand_over(self.veh.rsu)
         return None
+
+    def _hand_over(self, new_rsu: int) -> None:
+        """Carry on through the new RSU after the handover delay (scenario rsus.on_handover: continue)."""
+        sim, ids = self.sim, self.sim.world.rsus.ids
+        sim.trace.instant(sim.env.now, sim.world.round, self.veh.id, "transfer.handover",
+                          f"{self.direction} {ids[self.rsu]}->{ids[new_rsu]}")
+        pooled = self.pool is not None
+        self.leave()
+        self.rsu = new_rsu
+        if pooled:
+            self.join(sim.world.radio_state.pool(new_rsu, self.direction))
+        self._resume_s = sim.env.now + sim.handover_delay_s
 
 
 class Simulation:
     def __init__(self, streams: RngStreams, source: MobilitySource, world_factory, trace: Trace, mtu_bytes: int,
-                 transfer_mode: str, vehicle_cpu: CpuModel, duration_s: float):
+                 transfer_mode: str, vehicle_cpu: CpuModel, duration_s: float, on_handover: str = "abort",
+                 handover_delay_s: float = 0.0):
         self.env = simpy.Environment()
         self.streams = streams
         self.trace = trace
@@ -87,6 +110,7 @@ class Simulation:
         self.duration_s = duration_s
         self.done = self.env.event()
         self.tick_hooks: list = []          # called after each mobility tick, in order
+        self.on_handover, self.handover_delay_s = on_handover, handover_delay_s
         self._spawned: list[simpy.Process] = []
         self.status = "running"
         self.failure = ""

@@ -136,3 +136,36 @@ def test_vehicle_vanishing_during_compute_aborts_with_vehicle_left(tmp_path):
     cp = [s for s in spans if s["kind"] == "compute.train"][0]
     assert (cp["status"], cp["cause"], cp["t_end_s"]) == ("aborted", "vehicle-left", 3.0)
     assert not [s for s in spans if s["kind"] == "tx.ul"]
+
+
+TWO_RSUS = {**BASE, "protocol": {**BASE["protocol"], "rounds": 1},
+            "rsus": {"positions_m": [[0.0, 0.0], [600.0, 0.0]], "coverage_radius_m": 400.0, "hysteresis_m": 0.0},
+            "channel": {**BASE["channel"], "uplink_bandwidth_hz": 1e5, "downlink_bandwidth_hz": 20e6},
+            "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+                {"id": "a", "x_m": 290.0, "speed_mps": 20.0}]}}}   # nearest RSU flips from rsu0 to rsu1 at x = 300
+
+
+def test_handover_aborts_transfer_by_default(tmp_path):
+    _run(tmp_path, TWO_RSUS)
+    import pyarrow.parquet as pq
+
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    ul = [s for s in spans if s["kind"] == "tx.ul"][0]
+    assert (ul["status"], ul["cause"], ul["t_end_s"]) == ("aborted", "handover", 1.0)
+    instants = pq.read_table(tmp_path / "run" / "instants.parquet").to_pylist()
+    assert [(i["t_s"], i["detail"]) for i in instants if i["kind"] == "handover"] == [(1.0, "rsu0->rsu1")]
+
+
+def test_handover_continue_resumes_after_delay_through_new_rsu(tmp_path):
+    tree = {**TWO_RSUS, "rsus": {**TWO_RSUS["rsus"], "on_handover": "continue", "handover_delay_s": 0.25}}
+    result = _run(tmp_path, tree)
+    import pyarrow.parquet as pq
+
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    ul = [s for s in spans if s["kind"] == "tx.ul"][0]
+    assert ul["status"] == "ok" and ul["t_end_s"] > 1.25
+    instants = pq.read_table(tmp_path / "run" / "instants.parquet").to_pylist()
+    assert [(i["t_s"], i["detail"]) for i in instants if i["kind"] == "transfer.handover"] == [(1.0, "ul rsu0->rsu1")]
+    # airtime excludes the silent handover delay: energy = p x (span length - delay)
+    assert ul["energy_j"] == pytest.approx(0.1 * (ul["t_end_s"] - ul["t_start_s"] - 0.25), rel=1e-9)
+    assert result.rounds[0]["completed"] == 1
