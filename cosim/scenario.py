@@ -304,7 +304,7 @@ class LearningConfig(_Frozen):
     others load their own train and test files from data_dir (test_fraction is then unused).
     image_size: None keeps the data set's size (digits 8, MNIST 28, CIFAR 32, GTSRB 32)."""
     dataset: Literal[DATASETS] = "digits"
-    data_dir: Optional[str] = Field(default=None, validate_default=True)   # data files' folder (relative: to the scenario)
+    data_dir: Optional[str] = Field(default=None, validate_default=True)   # relative: to the scenario's folder
     image_size: Optional[PosInt] = None      # None: the data set's own size
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     num_clients: PosInt = 20

@@ -74,18 +74,6 @@ def client_state(model: SplitModel, cut: int) -> StateDict:
     return out
 
 
-def server_state(model: SplitModel, cut: int) -> StateDict:
-    """A copy of the server side's state_dict entries (stages [cut, n)), trainable ones requiring grad."""
-    _check_cut(model, cut)
-    params = dict(model.named_parameters())
-    client = set(model.client_param_names(cut))
-    out = {}
-    for name, t in model.state_dict().items():
-        if name not in client:
-            out[name] = t.detach().clone().requires_grad_(name in params and params[name].requires_grad)
-    return out
-
-
 def client_forward(model: SplitModel, cut: int, x: torch.Tensor, state: StateDict | None = None) -> torch.Tensor:
     """Stages [0, cut) on the client; the result keeps its graph until `client_backward`.
 
@@ -109,7 +97,7 @@ def server_step(model: SplitModel, cut: int, activation: torch.Tensor, y: torch.
                 state: StateDict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Stages [cut, n) plus cross-entropy on `y`, backward, optimizer step.
 
-    With `state` (from `server_state`), those tensors stand in for the model's server-side parameters and
+    With `state` (name -> tensor, like `client_state` for the server side), those tensors stand in for the model's server-side parameters and
     buffers (one server-side copy per vehicle, as in SFL-V1); `server_optimizer` then steps them.
     Returns (detached loss, gradient with respect to `activation`, or None when it does not require grad).
     Raises ValueError when `activation` requires grad but is not a leaf (pass `to_server(a)`).

@@ -44,9 +44,8 @@ class _Sfl(SplitRounds):
         work, server_copy = self._server_work(veh)
         res, _ = yield from self.train_vehicle(r, veh, share, power_w, self.task.global_state, work)
         if res.result is not None and server_copy is not None:
-            s = server_copy
-            res = VehicleResult(res.vehicle, res.client,
-                                SplitUpdate(res.result.client, res.result.weight, {k: v.detach() for k, v in s.items()}),
+            server = {k: v.detach() for k, v in server_copy.items()}
+            res = VehicleResult(res.vehicle, res.client, SplitUpdate(res.result.client, res.result.weight, server),
                                 res.trained)
         return res
 

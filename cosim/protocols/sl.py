@@ -18,7 +18,7 @@ at a time, so each gets its RSU's whole band. The deadline stops the chain.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Generator, Iterator, Optional
 
 import simpy
@@ -118,7 +118,8 @@ class SplitRounds(RoundProtocol):
             grad_bits = b * prof.activation_elements * 32.0
             t_fwd, t_bwd = dev.time_s(prof.client_fwd_flops * b), dev.time_s(prof.client_bwd_flops * b)
             t += t_fwd + act_bits / r_ul + self.server.time_s(prof.server_flops * b) + grad_bits / r_dl + t_bwd
-            e += dev.energy_j(prof.client_fwd_flops * b) + dev.energy_j(prof.client_bwd_flops * b) + power_w * act_bits / r_ul
+            e += (dev.energy_j(prof.client_fwd_flops * b) + dev.energy_j(prof.client_bwd_flops * b)
+                  + power_w * act_bits / r_ul)
         return t, e
 
     # ---- per-vehicle state -------------------------------------------------------------------
