@@ -28,8 +28,8 @@ class FedAvg(RoundProtocol):
     def predict(self, veh: Vehicle, share: float, power_w: float) -> tuple[float, float]:
         world, ch, task = self.sim.world, self.ch, self.task
         bits = task.model_bytes * 8.0
-        r_dl = world.rate_bps(veh, ch.rsu_tx_power_w, share * ch.downlink_bandwidth_hz)
-        r_ul = world.rate_bps(veh, power_w, share * ch.uplink_bandwidth_hz)
+        r_dl = world.rate_bps(veh, ch.rsu_tx_power_w, share * ch.downlink_bandwidth_hz, "dl")
+        r_ul = world.rate_bps(veh, power_w, share * ch.uplink_bandwidth_hz, "ul")
         flops = self._train_flops(veh.client)
         t = bits / r_dl + self.sim.vehicle_cpu.time_s(flops) + bits / r_ul
         e = self.sim.vehicle_cpu.energy_j(flops) + power_w * bits / r_ul

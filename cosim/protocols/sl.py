@@ -108,8 +108,8 @@ class SplitRounds(RoundProtocol):
         """One vehicle's round: model download, per batch fwd + activations up + server + gradients down + bwd,
         model upload (no queueing at the server: the static model the simulated queue departs from)."""
         world, ch, prof, dev = self.sim.world, self.ch, self.profile, self.sim.vehicle_cpu
-        r_dl = world.rate_bps(veh, ch.rsu_tx_power_w, share * ch.downlink_bandwidth_hz)
-        r_ul = world.rate_bps(veh, power_w, share * ch.uplink_bandwidth_hz)
+        r_dl = world.rate_bps(veh, ch.rsu_tx_power_w, share * ch.downlink_bandwidth_hz, "dl")
+        r_ul = world.rate_bps(veh, power_w, share * ch.uplink_bandwidth_hz, "ul")
         model_bits = self.client_model_bytes * 8.0
         t = model_bits / r_dl + model_bits / r_ul
         e = power_w * model_bits / r_ul

@@ -120,3 +120,22 @@ def test_malformed_net_is_one_line_naming_the_file(tmp_path, capsys):
     code = main(["run", str(tmp_path / "s.yaml"), "--quiet", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "bad.net.xml" in err
+
+
+def test_fcd_replay_run_matches_live_run(tmp_path):
+    """Record a live SUMO run's FCD, replay it as the mobility source: the same rounds come out."""
+    overrides = ["protocol.rounds=4", "protocol.start_s=30", "duration_s=60", "protocol.selection=random",
+                 "protocol.dwell_predictor=kinematic", "rsus.placement=null",
+                 "rsus.positions_m=[[500.0, -10.0], [1500.0, -10.0], [2500.0, -10.0]]"]
+    sc_live = load_scenario(QUICK, overrides)
+    fcd = tmp_path / "fcd.xml"
+    live_source = SumoLive(1.0, sumocfg=REPO / "scenarios" / "highway" / "highway.sumocfg", seed=1,
+                           fcd_output=fcd, fcd_precision=6)
+    live = run_scenario(sc_live, tmp_path / "live", source=live_source)
+    sc_fcd = validate_tree({**sc_live.model_dump(mode="json"), "mobility": {
+        "source": "fcd", "step_s": 1.0, "fcd": {"file": str(fcd)}}}, str(tmp_path / "replay.yaml"))
+    replay = run_scenario(sc_fcd, tmp_path / "replay")
+    assert len(live.rounds) == len(replay.rounds) == 4
+    for a, b in zip(live.rounds, replay.rounds):
+        assert (a["selected"], a["completed"], a["accuracy"]) == (b["selected"], b["completed"], b["accuracy"])
+        assert a["t_end_s"] == pytest.approx(b["t_end_s"], rel=1e-6)
