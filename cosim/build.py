@@ -17,7 +17,6 @@ from mobility.sumo_live import _cfg_inputs as cfg_inputs  # the .sumocfg reader 
 from mobility.synthetic import HighwaySpec, SyntheticHighway
 
 from .backhaul import build_backhaul
-from .compute import CpuModel, ServerModel
 from .rng import RngStreams
 from .scenario import DEFAULT_RSU_POSITIONS_M, Scenario
 from .transfer import PacketErrors
@@ -96,7 +95,3 @@ def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
         work_conserving=c.work_conserving, backhaul=backhaul,
         streams=streams if streams is not None else RngStreams(sc.seed))
 
-
-def build_devices(sc: Scenario) -> tuple[CpuModel, ServerModel]:
-    v = sc.devices.vehicle
-    return CpuModel(v.cpu_hz, v.flops_per_cycle, v.kappa), ServerModel(sc.devices.server.flops_per_s)

@@ -80,7 +80,7 @@ def _partition(cfg: LearningConfig, labels: np.ndarray, rng: np.random.Generator
         return part.partition_dirichlet(labels, cfg.num_clients, p.alpha, rng)
     except ValueError:
         raise SettingError("learning.partition.alpha", p.alpha,
-                           f"a larger alpha or fewer clients: Dirichlet left a client with < 2 samples") from None
+                           "a larger alpha or fewer clients: Dirichlet left a client with < 2 samples") from None
 
 
 def _load(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path]) -> tuple[TensorDataset, TensorDataset]:

@@ -20,7 +20,7 @@ from cosim.build import build_radio, build_rsus, build_source  # noqa: E402
 from cosim.rng import RngStreams  # noqa: E402
 from cosim.scenario import validate_tree  # noqa: E402
 from cosim.sim import Simulation  # noqa: E402
-from cosim.build import build_devices  # noqa: E402
+from cosim.compute import device_models  # noqa: E402
 from cosim.trace import Trace  # noqa: E402
 from cosim.world import World  # noqa: E402
 from mobility.builders import build_highway  # noqa: E402
@@ -62,7 +62,7 @@ def run_cosim(cfg: Path, duration_s: float) -> tuple[float, dict]:
     trace = Trace(sc.output.trace_level)
     rsus, radio = build_rsus(sc), build_radio(sc, streams)
     source = build_source(sc, streams)
-    cpu, _ = build_devices(sc)
+    cpu, _ = device_models(sc.devices)
     peak = {"vehicles": 0, "covered": 0}
 
     def world_factory(env, tr):

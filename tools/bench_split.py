@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,20 +19,14 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
+from benchlib import run_cosim  # noqa: E402
 from cosim.rng import RngStreams  # noqa: E402
-from cosim.run import run_scenario  # noqa: E402
 from cosim.scenario import load_scenario  # noqa: E402
 from cosim.task import build_task  # noqa: E402
 from learning.fl import aggregate, evaluate  # noqa: E402
 from learning.split import client_backward, client_forward, make_sgd, server_step, to_server  # noqa: E402
-
-
-def run_cosim(sc):
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        result = run_scenario(sc, Path(tmp) / "run")
-        return time.perf_counter() - t0, result
 
 
 def _side(source, names, trainable, store, owner, lr, momentum):

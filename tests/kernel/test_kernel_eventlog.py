@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from channel.seed import free_space_gain_at_1m, noise_power_w
 from cosim.run import run_scenario
