@@ -187,8 +187,20 @@ class RadioState:
             self.interference_psd_w_hz.pop((vid, "ul"), None)
             self.interference_psd_w_hz.pop((vid, "dl"), None)
 
-    def _los(self, ids, dist_m, rsu_idx, covered, full) -> np.ndarray:
-        """(n, k) LOS states (1/0); links drawn when first needed and held while the vehicle is present."""
+    def path_gains(self, ids: list[str], dist_m: np.ndarray, in_range: np.ndarray) -> np.ndarray:
+        """(n, k) path gain (linear, no shadowing or fading, which are per vehicle and per packet) of every
+        in-range link, 0 elsewhere: what association by strongest received power ranks. Draws the LOS
+        state of in-range links that have none (held afterwards, as for associated links)."""
+        g = np.zeros(dist_m.shape)
+        if not in_range.any():
+            return g
+        los = self._los(ids, dist_m, None, None, False, want=in_range)
+        g[in_range] = self._gain(dist_m[in_range], los[in_range], None)
+        return g
+
+    def _los(self, ids, dist_m, rsu_idx, covered, full, want: Optional[np.ndarray] = None) -> np.ndarray:
+        """(n, k) LOS states (1/0); links drawn when first needed and held while the vehicle is present.
+        `want` (n, k), if given, names the links needed instead of the associated (or all covered) ones."""
         n, k = len(ids), self.n_rsus
         los = np.empty((n, k), dtype=np.int8)
         for i, vid in enumerate(ids):
@@ -196,7 +208,9 @@ class RadioState:
         if not self._has_los:
             return np.ones((n, k), dtype=np.int8)
         need = np.zeros((n, k), dtype=bool)
-        if full:
+        if want is not None:
+            need = want.copy()
+        elif full:
             need[covered] = True
         elif n:
             need[np.flatnonzero(covered), rsu_idx[covered]] = True

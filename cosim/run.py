@@ -64,7 +64,8 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     cpu, server = device_models(sc.devices)      # the vehicle's device model: CPU or GPU
 
     def world_factory(env, tr):
-        return World(env, rsus, radio, tr, sc.learning.num_clients, sc.rsus.hysteresis_m, sc.mobility.step_s)
+        return World(env, rsus, radio, tr, sc.learning.num_clients, sc.rsus.hysteresis_m, sc.mobility.step_s,
+                     sc.rsus.association, sc.rsus.hysteresis_db)
 
     sim = Simulation(streams, source, world_factory, trace, sc.channel.mtu_bytes, sc.channel.transfer_mode,
                      cpu, sc.duration_s, sc.rsus.on_handover, sc.rsus.handover_delay_s)

@@ -11,7 +11,7 @@ import simpy
 
 from mobility.base import MobilitySnapshot
 from mobility.dwell import kinematic_dwell_s
-from mobility.rsu import RsuLayout, associate
+from mobility.rsu import RsuLayout, associate, associate_strongest
 
 from .radio import RadioParams, RadioState  # noqa: F401  (RadioParams: re-export)
 from .trace import Trace
@@ -53,8 +53,10 @@ class World:
     """Vehicles present now (by id, in order of appearance), RSUs, and their links."""
 
     def __init__(self, env: simpy.Environment, rsus: RsuLayout, radio: RadioParams, trace: Trace,
-                 num_clients: int, hysteresis_m: float = 0.0, step_s: float = 1.0):
+                 num_clients: int, hysteresis_m: float = 0.0, step_s: float = 1.0, association: str = "nearest",
+                 hysteresis_db: float = 0.0):
         self.env, self.rsus, self.radio, self.trace = env, rsus, radio, trace
+        self.association, self.hysteresis_db = association, hysteresis_db
         self.num_clients, self.hysteresis_m, self.step_s = num_clients, hysteresis_m, step_s
         self.vehicles: dict[str, Vehicle] = {}
         self.appeared = 0
@@ -102,7 +104,14 @@ class World:
                 self.appeared += 1
                 self.trace.instant(t, self.round, vid, "vehicle.enter", f"client={veh.client}")
         dist = self.rsus.distances_m(snap.xy_m)
-        rsu_idx = associate(dist, self.rsus.radius_m, previous, self.hysteresis_m)
+        if self.association == "strongest":
+            in_range = dist <= self.rsus.radius_m
+            with np.errstate(divide="ignore"):
+                power_db = np.where(in_range, 10.0 * np.log10(self.radio_state.path_gains(list(ids), dist, in_range)),
+                                    -np.inf)
+            rsu_idx = associate_strongest(power_db, previous, self.hysteresis_db)
+        else:
+            rsu_idx = associate(dist, self.rsus.radius_m, previous, self.hysteresis_m)
         rows = np.arange(len(ids))
         d_assoc = np.where(rsu_idx >= 0, dist[rows, np.maximum(rsu_idx, 0)] if len(rows) else 0.0, np.inf)
         gain = self.radio_state.evaluate(list(ids), snap.xy_m, dist, rsu_idx)

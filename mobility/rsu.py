@@ -20,6 +20,22 @@ class RsuLayout:
         return np.sqrt((diff ** 2).sum(axis=2))
 
 
+def associate_strongest(power_db: np.ndarray, current: np.ndarray, hysteresis_db: float = 0.0) -> np.ndarray:
+    """New RSU index per vehicle (-1: none) by received power: `power_db` (n, k) is -inf for RSUs out of
+    range. A vehicle keeps its current RSU while it stays in range and is not more than `hysteresis_db`
+    below the strongest."""
+    n = power_db.shape[0]
+    if power_db.shape[1] == 0 or n == 0:
+        return np.full(n, -1, dtype=int)
+    rows = np.arange(n)
+    best = np.argmax(power_db, axis=1)
+    p_best = power_db[rows, best]
+    new = np.where(np.isfinite(p_best), best, -1)
+    p_cur = np.where(current >= 0, power_db[rows, np.maximum(current, 0)], -np.inf)
+    keep = (current >= 0) & np.isfinite(p_cur) & (p_cur >= p_best - hysteresis_db)
+    return np.where(keep, current, new)
+
+
 def associate(dist_m: np.ndarray, radius_m: float, current: np.ndarray, hysteresis_m: float = 0.0) -> np.ndarray:
     """New RSU index per vehicle (-1: none in range): the nearest in range, but a vehicle keeps its
     current RSU while it stays in range and is not more than `hysteresis_m` farther than the nearest."""

@@ -168,3 +168,25 @@ def test_handover_continue_resumes_after_delay_through_new_rsu(tmp_path):
     # airtime excludes the silent handover delay: energy = p x (span length - delay)
     assert ul["energy_j"] == pytest.approx(0.1 * (ul["t_end_s"] - ul["t_start_s"] - 0.25), rel=1e-9)
     assert result.rounds[0]["completed"] == 1
+
+
+def _handovers(run_dir):
+    import pyarrow.parquet as pq
+
+    return [(i["t_s"], i["detail"]) for i in pq.read_table(run_dir / "instants.parquet").to_pylist()
+            if i["kind"] == "handover"]
+
+
+def test_strongest_association_equals_nearest_under_the_seed_model(tmp_path):
+    strongest = {**TWO_RSUS, "rsus": {**TWO_RSUS["rsus"], "association": "strongest"}}
+    _run(tmp_path / "n", TWO_RSUS)
+    _run(tmp_path / "s", strongest)
+    assert _handovers(tmp_path / "n" / "run") == _handovers(tmp_path / "s" / "run") == [(1.0, "rsu0->rsu1")]
+
+
+def test_strongest_association_hysteresis_db_delays_handover_until_out_of_range(tmp_path):
+    tree = {**TWO_RSUS, "rsus": {**TWO_RSUS["rsus"], "association": "strongest", "hysteresis_db": 100.0},
+            "channel": {**TWO_RSUS["channel"], "uplink_bandwidth_hz": 1e4}}     # a long upload keeps the run going
+    _run(tmp_path, tree)
+    # x = 290 + 20 t leaves rsu0's 400 m disc after t = 5.5: the first tick out of range is t = 6
+    assert _handovers(tmp_path / "run") == [(6.0, "rsu0->rsu1")]

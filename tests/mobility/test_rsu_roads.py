@@ -79,3 +79,16 @@ def test_handover_happens_once_past_the_midpoint_by_the_hysteresis():
     x_star = brentq(lambda s: np.hypot(s, y) - np.hypot(300.0 - s, y) - hyst_m, 150.0, 300.0)
     assert x_star > 150.0 + hyst_m / 2 - 1e-9
     assert x[changes[1] - 1] < x_star <= switch_x
+
+
+def test_associate_strongest_with_hysteresis_db():
+    from mobility.rsu import associate_strongest
+
+    inf = -np.inf
+    power = np.array([[-80.0, -78.0], [-80.0, -85.0], [inf, -90.0], [inf, inf]])
+    current = np.array([0, 1, 0, -1])
+    # vehicle 0 keeps rsu0 (2 dB weaker, within 3 dB); vehicle 1 moves to the 5 dB stronger rsu0;
+    # vehicle 2 lost rsu0's range so takes rsu1; vehicle 3 has nothing in range
+    assert associate_strongest(power, current, hysteresis_db=3.0).tolist() == [0, 0, 1, -1]
+    assert associate_strongest(power, current, hysteresis_db=0.0).tolist() == [1, 0, 1, -1]
+    assert associate_strongest(power, np.full(4, -1), 10.0).tolist() == [1, 0, 1, -1]
