@@ -87,7 +87,8 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict], 
     run_dir.mkdir(parents=True, exist_ok=True)
     trace = sim.trace
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
-                "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv", "trace.json",
+                "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv",
+                          "trace.json",
                           "summary.json"]}
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_parquet(trace, run_dir)

@@ -121,7 +121,7 @@ class RsuConfig(_Frozen):
                                     Field(min_length=1)]] = None
     placement: Optional[RsuPlacementConfig] = None
     coverage_radius_m: PosFloat = 500.0
-    hysteresis_m: NonNegFloat = 0.0                         # association 'nearest': keep the RSU unless this much farther
+    hysteresis_m: NonNegFloat = 0.0                         # 'nearest': keep the RSU unless this much farther
     association: Literal["nearest", "strongest"] = "nearest"
     hysteresis_db: NonNegFloat = 0.0                        # association 'strongest': keep it unless this much weaker
     on_handover: Literal["abort", "continue"] = "abort"     # a transfer in flight when its RSU changes

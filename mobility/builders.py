@@ -66,7 +66,8 @@ def _random_routes(net: Path, routes: Path, vehicles_per_hour: float, duration_s
                    extra: list[str]) -> None:
     """Trips from randomTrips.py (Binomial arrivals at `vehicles_per_hour` over the net), routed by duarouter."""
     trips = tmp / "trips.xml"
-    _run([sys.executable, str(sumo_home() / "tools" / "randomTrips.py"), "-n", str(net), "-o", str(trips), "-r", str(tmp / "validated.rou.xml"),
+    _run([sys.executable, str(sumo_home() / "tools" / "randomTrips.py"), "-n", str(net), "-o", str(trips),
+          "-r", str(tmp / "validated.rou.xml"),
           "--seed", str(seed), "-b", "0", "-e", f"{duration_s:g}", "--insertion-rate", f"{vehicles_per_hour:g}",
           "--binomial", "4", "--validate", "--trip-attributes", 'departLane="best" departSpeed="max"', *extra],
          "randomTrips.py")

@@ -17,7 +17,7 @@ class Plan:
     predicted_energy_j: float
 
 
-def select(ids: list[str], rsu_of: list[int], dwell_s: np.ndarray, k: int, rule: str, min_dwell_s: float,
+def select(ids: list[str], dwell_s: np.ndarray, k: int, rule: str, min_dwell_s: float,
            rng: np.random.Generator) -> list[str]:
     """Selection rules: 'all'; 'random' k among covered; 'dwell' the k longest predicted dwells >= min."""
     eligible = [i for i, d in enumerate(dwell_s) if d >= min_dwell_s]

@@ -84,7 +84,7 @@ class RoundProtocol:
             t0, first_span = env.now, len(trace.spans)
             trace.instant(t0, r, "server", "round.start", "")
             ids = [v.id for v in covered]
-            chosen = select(ids, [v.rsu for v in covered], self.dwell.predict(r, covered), self.proto.vehicles_per_round,
+            chosen = select(ids, self.dwell.predict(r, covered), self.proto.vehicles_per_round,
                             self.proto.selection, self.proto.min_dwell_s, sel_rng)
             if not chosen:
                 trace.instant(t0, r, "server", "round.skip", "no vehicle met the selection rule")
