@@ -78,9 +78,12 @@ def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
                       ("snr_threshold_linear", 10.0 ** (c.per.waterfall_snr_threshold_db / 10.0)),
                       ("reference_bits", float(c.per.reference_bits)))
     per_packet_fading = f.kind if f.mode == "per_packet" else "none"
+    outage_linear = 10.0 ** (outage_db / 10.0)
+    if c.rate_mode == "mcs":   # dB -> linear can land a hair below the CQI 1 threshold, where the rate is 0
+        outage_linear = float(np.nextafter(outage_linear, np.inf)) * (1.0 + 1e-12)
     errors = PacketErrors(c.per.model, per_params, c.max_retransmissions, per_packet_fading,
                           f.k_factor if per_packet_fading == "rician" else None,
-                          10.0 ** (outage_db / 10.0) if per_packet_fading != "none" else 0.0)
+                          outage_linear if per_packet_fading != "none" else 0.0)
     backhaul = build_backhaul(sc.backhaul, build_rsus(sc).ids) if sc.backhaul.enabled else None
     return RadioParams(
         h0, c.pathloss_exponent, c.noise_dbm_per_hz, c.noise_figure_db,

@@ -77,6 +77,10 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
                            on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
     try:
         sim.run(proto.process())
+    except Exception as exc:            # a bug: keep what was recorded, say so, then let it surface
+        sim.status, sim.failure = "internal-error", f"{type(exc).__name__}: {exc}"
+        write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
+        raise
     finally:
         source.close()
     return write_run(run_dir, sc, sim, proto.rounds, dwell.rows)

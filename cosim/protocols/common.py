@@ -24,6 +24,16 @@ ROUND_FIELDS = ("round", "t_start_s", "t_end_s", "selected", "completed", "dropp
                 "bytes_down")
 
 
+def airtime_s(bits: float, rate_bps: float) -> float:
+    """bits / rate, or inf over a link that cannot send now (a prediction, not an error)."""
+    return bits / rate_bps if rate_bps > 0 else float("inf")
+
+
+def tx_energy_j(power_w: float, bits: float, rate_bps: float) -> float:
+    """power x bits / rate, or inf over a link that cannot send now."""
+    return power_w * bits / rate_bps if rate_bps > 0 else float("inf")
+
+
 @dataclass
 class VehicleResult:
     """What one vehicle's round produced: `result` is None unless its update reached the server."""

@@ -14,7 +14,7 @@ from learning.fl import aggregate, evaluate, local_train
 
 from ..optimizers.baseline import Plan
 from ..world import Vehicle
-from .common import ROUND_FIELDS, RoundProtocol, VehicleResult
+from .common import ROUND_FIELDS, RoundProtocol, VehicleResult, airtime_s, tx_energy_j
 
 _VehicleResult = VehicleResult          # the former name
 
@@ -31,8 +31,8 @@ class FedAvg(RoundProtocol):
         r_dl = world.rate_bps(veh, ch.rsu_tx_power_w, share * ch.downlink_bandwidth_hz, "dl")
         r_ul = world.rate_bps(veh, power_w, share * ch.uplink_bandwidth_hz, "ul")
         flops = self._train_flops(veh.client)
-        t = bits / r_dl + self.sim.vehicle_cpu.time_s(flops) + bits / r_ul
-        e = self.sim.vehicle_cpu.energy_j(flops) + power_w * bits / r_ul
+        t = airtime_s(bits, r_dl) + self.sim.vehicle_cpu.time_s(flops) + airtime_s(bits, r_ul)
+        e = self.sim.vehicle_cpu.energy_j(flops) + tx_energy_j(power_w, bits, r_ul)
         return t, e
 
     def _train_flops(self, client: int) -> float:

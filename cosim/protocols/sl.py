@@ -31,7 +31,7 @@ from learning.split import client_backward, client_forward, make_sgd, server_ste
 from ..optimizers.baseline import Plan
 from ..server import EdgeServer
 from ..world import Vehicle
-from .common import RoundProtocol, VehicleResult
+from .common import RoundProtocol, VehicleResult, airtime_s, tx_energy_j
 
 StateDict = dict[str, torch.Tensor]
 Momentum = dict[str, dict[str, torch.Tensor]]     # owner (vehicle id) -> parameter name -> momentum buffer
@@ -111,15 +111,16 @@ class SplitRounds(RoundProtocol):
         r_dl = world.rate_bps(veh, ch.rsu_tx_power_w, share * ch.downlink_bandwidth_hz, "dl")
         r_ul = world.rate_bps(veh, power_w, share * ch.uplink_bandwidth_hz, "ul")
         model_bits = self.client_model_bytes * 8.0
-        t = model_bits / r_dl + model_bits / r_ul
-        e = power_w * model_bits / r_ul
+        t = airtime_s(model_bits, r_dl) + airtime_s(model_bits, r_ul)
+        e = tx_energy_j(power_w, model_bits, r_ul)
         for b in self.batch_sizes(self.task.client_size(veh.client)):
             act_bits = self.activation_bytes(b) * 8.0
             grad_bits = b * prof.activation_elements * 32.0
             t_fwd, t_bwd = dev.time_s(prof.client_fwd_flops * b), dev.time_s(prof.client_bwd_flops * b)
-            t += t_fwd + act_bits / r_ul + self.server.time_s(prof.server_flops * b) + grad_bits / r_dl + t_bwd
+            t += (t_fwd + airtime_s(act_bits, r_ul) + self.server.time_s(prof.server_flops * b)
+                  + airtime_s(grad_bits, r_dl) + t_bwd)
             e += (dev.energy_j(prof.client_fwd_flops * b) + dev.energy_j(prof.client_bwd_flops * b)
-                  + power_w * act_bits / r_ul)
+                  + tx_energy_j(power_w, act_bits, r_ul))
         return t, e
 
     # ---- per-vehicle state -------------------------------------------------------------------

@@ -190,3 +190,20 @@ def test_strongest_association_hysteresis_db_delays_handover_until_out_of_range(
     _run(tmp_path, tree)
     # x = 290 + 20 t leaves rsu0's 400 m disc after t = 5.5: the first tick out of range is t = 6
     assert _handovers(tmp_path / "run") == [(6.0, "rsu0->rsu1")]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")      # a zero rate would divide by zero
+def test_mcs_with_per_packet_fading_has_finite_airtimes(tmp_path):
+    """Faded attempts below CQI 1 fail at the outage floor's (positive) rate: nothing takes forever."""
+    tree = {**BASE, "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+                {"id": "a", "x_m": 350.0}, {"id": "b", "x_m": 420.0}]}},
+            "channel": {**BASE["channel"], "model": "tr38901_umi", "rate_mode": "mcs", "max_retransmissions": 8,
+                        "fading": {"kind": "rayleigh", "mode": "per_packet"}, "per": {"model": "bpsk"}},
+            "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0}}
+    _run(tmp_path, tree)
+    import pyarrow.parquet as pq
+
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    tx = [s for s in spans if s["kind"].startswith("tx.")]
+    assert tx and sum(s["retransmissions"] for s in tx) > 0
+    assert all(math.isfinite(s["t_end_s"]) and math.isfinite(s["energy_j"]) for s in spans)
