@@ -54,8 +54,11 @@ class RadioLink(Link):
         if self.sim.env.now < self._resume_s:
             return 0.0
         rate = self.sim.world.rate_bps(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction)
-        if self.sim.trace.wants_counters:
-            self.sim.trace.counter(self.sim.env.now, self.veh.id, f"{self.direction}.rate_bps", rate)
+        trace = self.sim.trace
+        if trace.wants_counters:            # the link as this interval of the transfer sees it
+            now = self.sim.env.now
+            trace.counter(now, self.veh.id, f"{self.direction}.snr_db", 10.0 * np.log10(max(self.snr_linear(), 1e-30)))
+            trace.counter(now, self.veh.id, f"{self.direction}.rate_bps", rate)
         return rate
 
     def snr_linear(self) -> float:
