@@ -285,6 +285,9 @@ class SumoLive(MobilitySource):
         import sumolib
         import traci
 
+        if self.gui and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise MobilityInputError(cmd[0], "sumo-gui needs a display and DISPLAY is not set (use gui: false)")
+
         self._errors = (traci.exceptions.FatalTraCIError, traci.exceptions.TraCIException, OSError)
         port = sumolib.miscutils.getFreeSocketPort()
         env = dict(os.environ, SUMO_HOME=str(sumo_home()))

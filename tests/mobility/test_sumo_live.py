@@ -114,3 +114,15 @@ def test_bundled_scenarios_run(live):
         src.close()
         assert max(len(s.ids) for s in snaps) > 10
         assert all(list(s.ids) == sorted(s.ids) for s in snaps)
+
+
+def test_gui_without_a_display_is_one_clear_line(straight_net, monkeypatch):
+    from mobility.errors import MobilityInputError
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    net, rou = straight_net
+    src = SumoLive(1.0, net_file=net, route_files=[rou], backend="traci", gui=True)
+    with pytest.raises(MobilityInputError, match="needs a display"):
+        src.start()
+    assert not src.running
