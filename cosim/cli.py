@@ -23,21 +23,21 @@ def _parser() -> argparse.ArgumentParser:
     scen = sub.add_parser("scenario", help="scenario tools").add_subparsers(dest="action", required=True)
     build = scen.add_parser("build", help="build SUMO net, routes and .sumocfg").add_subparsers(
         dest="what", required=True)
-    hw = build.add_parser("highway", help="a straight highway, both directions")
-    hw.add_argument("--out", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, help="output folder")
+    common.add_argument("--duration-s", type=float, default=600.0, help="departures until then")
+    common.add_argument("--seed", type=int, default=1, help="randomTrips/duarouter seed (bundles use 1)")
+    hw = build.add_parser("highway", parents=[common], help="a straight highway, both directions")
     hw.add_argument("--length-m", type=float, default=5000.0)
-    hw.add_argument("--lanes", type=int, default=3)
-    hw.add_argument("--vehicles-per-hour", type=float, default=1800.0)
-    hw.add_argument("--duration-s", type=float, default=600.0)
-    hw.add_argument("--seed", type=int, default=1)
-    grid = build.add_parser("urban_grid", help="a Manhattan grid with traffic lights")
-    grid.add_argument("--out", required=True)
-    grid.add_argument("--grid-n", type=int, default=5)
+    hw.add_argument("--lanes", type=int, default=3, help="lanes per direction")
+    hw.add_argument("--vehicles-per-hour", type=float, default=1800.0, help="total insertion rate")
+    hw.add_argument("--speed-mps", type=float, default=33.33)
+    grid = build.add_parser("urban_grid", parents=[common], help="a Manhattan grid with traffic lights")
+    grid.add_argument("--grid-n", type=int, default=5, help="junctions per side")
     grid.add_argument("--block-m", type=float, default=200.0)
-    grid.add_argument("--lanes", type=int, default=1)
-    grid.add_argument("--vehicles-per-hour", type=float, default=900.0)
-    grid.add_argument("--duration-s", type=float, default=600.0)
-    grid.add_argument("--seed", type=int, default=1)
+    grid.add_argument("--lanes", type=int, default=1, help="lanes per direction")
+    grid.add_argument("--vehicles-per-hour", type=float, default=900.0, help="total insertion rate")
+    grid.add_argument("--speed-mps", type=float, default=13.89)
     plot = sub.add_parser("plot", help="plot a run directory into RUN_DIR/plots/")
     plot.add_argument("run_dir")
     val = sub.add_parser("validate", help="check scenario files; print every error")
@@ -80,15 +80,14 @@ def _validate(args) -> int:
 def _build(args) -> int:
     from mobility import builders
 
+    common = dict(lanes=args.lanes, vehicles_per_hour=args.vehicles_per_hour, duration_s=args.duration_s,
+                  seed=args.seed, speed_mps=args.speed_mps)
     if args.what == "highway":
-        files = builders.build_highway(args.out, length_m=args.length_m, lanes=args.lanes,
-                                       vehicles_per_hour=args.vehicles_per_hour, duration_s=args.duration_s,
-                                       seed=args.seed)
+        files = builders.build_highway(args.out, length_m=args.length_m, **common)
     else:
-        files = builders.build_urban_grid(args.out, grid_n=args.grid_n, block_m=args.block_m, lanes=args.lanes,
-                                          vehicles_per_hour=args.vehicles_per_hour, duration_s=args.duration_s,
-                                          seed=args.seed)
-    print(f"wrote {files.net}, {files.routes}, {files.sumocfg}")
+        files = builders.build_urban_grid(args.out, grid_n=args.grid_n, block_m=args.block_m, **common)
+    vehicles = files.routes.read_text().count("<vehicle ")
+    print(f"wrote {files.net}, {files.routes}, {files.sumocfg}: {vehicles} vehicles")
     return 0
 
 

@@ -46,3 +46,11 @@ def test_cli_builds_a_bundle(tmp_path):
 
     assert "vehicles" in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ["highway.net.xml", "highway.rou.xml", "highway.sumocfg"]
+
+
+def test_default_build_reproduces_the_bundled_highway(tmp_path):
+    from cosim.cli import main
+
+    assert main(["scenario", "build", "highway", "--out", str(tmp_path)]) == 0
+    for name in ("highway.net.xml", "highway.rou.xml"):
+        assert (tmp_path / name).read_bytes() == (REPO / "scenarios" / "highway" / name).read_bytes(), name
