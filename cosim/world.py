@@ -6,6 +6,8 @@ tick, vectorized over vehicles.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 import simpy
 
@@ -19,7 +21,8 @@ from .trace import Trace
 
 class Vehicle:
     """One vehicle, as the World last saw it. Position, velocity, RSU, distance and gain are read from the
-    World's per-tick arrays (no per-vehicle copy each tick); after departure they keep their last values."""
+    World's per-tick arrays (no per-vehicle copy each tick); after departure they keep their last values,
+    except the velocity, which is NaN (live SUMO reads it on demand, and the vehicle is gone by then)."""
 
     __slots__ = ("id", "client", "departed", "present", "_world", "_frozen")
 
@@ -32,12 +35,12 @@ class Vehicle:
     def _get(self, field_index: int):
         if self._frozen is not None:
             return self._frozen[field_index]
-        return self._world._field(field_index, self._world._row[self.id])
+        return self._world._field(field_index, self._world._row_of(self.id))
 
     def freeze(self) -> None:
         """Keep the last-seen values (called when the vehicle leaves the World)."""
-        row = self._world._row[self.id]
-        self._frozen = tuple(self._world._field(k, row) for k in range(5))
+        row = self._world._row_of(self.id)
+        self._frozen = tuple(np.full(2, np.nan) if k == 1 else self._world._field(k, row) for k in range(5))
 
     xy_m = property(lambda self: self._get(0))
     velocity_mps = property(lambda self: self._get(1))
@@ -63,18 +66,25 @@ class World:
         self.round = 0
         self.t_tick_s = 0.0
         self.snapshot = MobilitySnapshot.empty(0.0)
-        self._row: dict[str, int] = {}
+        self._id_set: set[str] = set()
         self._rsu_idx = np.zeros(0, dtype=int)
-        self._velocity = np.zeros((0, 2))
         self._d_assoc = np.zeros(0)
         self._gain = np.zeros(0)
         self.radio_state = RadioState(env, radio, len(rsus.ids), step_s)
+
+    def _row_of(self, vid: str) -> int:
+        """Row of a present vehicle in the snapshot's arrays (ids are sorted: a binary search, no dict)."""
+        ids = self.snapshot.ids
+        i = bisect_left(ids, vid)
+        if i == len(ids) or ids[i] != vid:
+            raise KeyError(f"vehicle {vid!r} is not in the World")
+        return i
 
     def _field(self, k: int, row: int):
         if k == 0:
             return self.snapshot.xy_m[row]
         if k == 1:
-            return self._velocity[row]
+            return self.snapshot.velocity_mps([row])[0]
         if k == 2:
             return int(self._rsu_idx[row])
         return float((self._d_assoc if k == 3 else self._gain)[row])
@@ -91,18 +101,27 @@ class World:
         """
         t = snap.t_s
         self.t_tick_s = t
-        ids = snap.ids
-        if len(self.vehicles) != len(ids) or any(v not in self._row for v in ids):
+        ids, old_ids = snap.ids, self.snapshot.ids
+        arrived: list[str] = []
+        if ids == old_ids:
+            previous = self._rsu_idx
+        else:                                   # set differences of sorted ids: rows map by position
             new_set = set(ids)
-            for vid in sorted(v for v in self.vehicles if v not in new_set):
+            departed = sorted(self._id_set.difference(new_set))
+            arrived = sorted(new_set.difference(self._id_set))
+            for vid in departed:
                 self._depart(t, vid)
-        old_rsu, old_row = self._rsu_idx, self._row
-        previous = np.fromiter((old_rsu[old_row[v]] if v in old_row else -1 for v in ids), dtype=int, count=len(ids))
-        for vid in ids:
-            if vid not in self.vehicles:
-                veh = self.vehicles[vid] = Vehicle(vid, self.appeared % self.num_clients, self.env.event(), self)
-                self.appeared += 1
-                self.trace.instant(t, self.round, vid, "vehicle.enter", f"client={veh.client}")
+            kept_old = np.ones(len(old_ids), dtype=bool)
+            kept_old[[bisect_left(old_ids, v) for v in departed]] = False
+            is_new = np.zeros(len(ids), dtype=bool)
+            is_new[[bisect_left(ids, v) for v in arrived]] = True
+            previous = np.full(len(ids), -1, dtype=int)
+            previous[~is_new] = self._rsu_idx[kept_old]
+            self._id_set = new_set
+        for vid in arrived:
+            veh = self.vehicles[vid] = Vehicle(vid, self.appeared % self.num_clients, self.env.event(), self)
+            self.appeared += 1
+            self.trace.instant(t, self.round, vid, "vehicle.enter", f"client={veh.client}")
         dist = self.rsus.distances_m(snap.xy_m)
         if self.association == "strongest":
             in_range = dist <= self.rsus.radius_m
@@ -118,8 +137,7 @@ class World:
         for i in np.flatnonzero(previous != rsu_idx):
             self._coverage_event(t, ids[i], int(previous[i]), int(rsu_idx[i]))
         self.snapshot = snap
-        self._row = dict(zip(ids, range(len(ids))))
-        self._rsu_idx, self._velocity, self._d_assoc, self._gain = rsu_idx, snap.velocity_mps(), d_assoc, gain
+        self._rsu_idx, self._d_assoc, self._gain = rsu_idx, d_assoc, gain
 
     def _depart(self, t: float, vid: str) -> None:
         veh = self.vehicles.pop(vid)
@@ -139,6 +157,10 @@ class World:
         else:
             self.trace.instant(t, self.round, vid, "handover", f"{ids[old]}->{ids[new]}")
 
+    def count_covered(self) -> int:
+        """How many vehicles are associated with some RSU."""
+        return int(np.count_nonzero(self._rsu_idx >= 0))
+
     def covered(self) -> list[Vehicle]:
         """Vehicles associated with some RSU, in sorted id order."""
         ids = self.snapshot.ids
@@ -148,8 +170,8 @@ class World:
         """Kinematic remaining dwell time in the current RSU's coverage, per vehicle."""
         if not vehicles:
             return np.zeros(0)
-        xy = np.stack([v.xy_m for v in vehicles])
-        vel = np.stack([v.velocity_mps for v in vehicles])
+        rows = [self._row_of(v.id) for v in vehicles]
+        xy, vel = self.snapshot.xy_m[rows], self.snapshot.velocity_mps(rows)
         centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
         return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
 

@@ -14,6 +14,8 @@ import tempfile
 import weakref
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Sequence
 
@@ -338,35 +340,66 @@ class SumoLive(MobilitySource):
 
     def _advance(self) -> MobilitySnapshot:
         """One SUMO step; the new state is time t_s (SUMO's clock then reads t_s + step_s). SUMO's errors
-        pass through."""
+        pass through.
+
+        Only positions are subscribed: they are what every tick needs, and each subscribed variable costs
+        SUMO and the Python conversion time for every vehicle every step. Speed, heading, road and route
+        are read on demand, while this step is current (SUMO has not moved on, so they are its values).
+        """
         api = self._session.api
         tc = _traci_constants()
         api.simulationStep()
         for vid in api.simulation.getSubscriptionResults()[tc.VAR_DEPARTED_VEHICLES_IDS]:
-            # only what every tick needs; lane, lane position and route index are fetched on demand
-            api.vehicle.subscribe(vid, [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ANGLE, tc.VAR_ROAD_ID])
+            api.vehicle.subscribe(vid, [tc.VAR_POSITION])
         res = api.vehicle.getAllSubscriptionResults()
         self._last = res
         if len(self._routes) > 2 * len(res) + 64:
             self._routes = {v: r for v, r in self._routes.items() if v in res}
-        # vehicles off the road (teleporting, parked) have an empty road id; FCD output omits them too
-        ids = sorted(v for v, r in res.items() if r[tc.VAR_ROAD_ID])
+        # libsumo returns a std::map, sorted by id bytes (= Python's str order for UTF-8); TraCI returns
+        # subscription order
+        if self.backend == "libsumo":
+            ids, rows = list(res), res.values()
+        else:
+            ids = sorted(res)
+            rows = (res[v] for v in ids)
         n = len(ids)
-        xy = np.array([res[v][tc.VAR_POSITION][:2] for v in ids], dtype=float).reshape(n, 2)
-        speed = np.fromiter((res[v][tc.VAR_SPEED] for v in ids), dtype=float, count=n)
-        angle_deg = np.fromiter((res[v][tc.VAR_ANGLE] for v in ids), dtype=float, count=n)
-        return MobilitySnapshot(self.t_s, tuple(ids), xy, speed, sumo_angle_to_heading_rad(angle_deg))
+        xy = np.fromiter(chain.from_iterable(map(itemgetter(tc.VAR_POSITION), rows)), dtype=float,
+                         count=2 * n).reshape(n, 2)
+        # a vehicle off the road (teleporting) has an invalid position, as SUMO's FCD output omits it
+        on_road = xy[:, 0] != tc.INVALID_DOUBLE_VALUE
+        if not on_road.all():
+            ids = [ids[i] for i in np.flatnonzero(on_road)]
+            xy = xy[on_road]
+        ids = tuple(ids)
+        return MobilitySnapshot(self.t_s, ids, xy, kinematics=self._kinematics_reader(ids))
+
+    def _kinematics_reader(self, ids: tuple[str, ...]):
+        """Reads speed and heading of snapshot rows from SUMO, valid only until the next step."""
+        k, api, tc = self._k, self._session.api, _traci_constants()
+
+        def read(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if self._k != k or not self.running:
+                raise MobilityError(f"speed and heading of the SUMO snapshot at t={k * self.step_s:g} s are read "
+                                    "from SUMO and only while it is the current step")
+            try:
+                speed = np.array([api.vehicle.getSpeed(ids[i]) for i in rows], dtype=float)
+                angle_deg = np.array([api.vehicle.getAngle(ids[i]) for i in rows], dtype=float)
+            except self._errors as e:
+                raise self._fail("reading speed and angle", e) from None
+            return speed, sumo_angle_to_heading_rad(angle_deg)
+
+        return read
 
     # ---- routes -------------------------------------------------------------------------------------
     def route_state(self, vid: str) -> RouteState:
         """Route, edge and lane position of a vehicle in the last snapshot (KeyError if it is not there)."""
         tc = _traci_constants()
         r = self._last.get(vid)
-        if r is None or not r[tc.VAR_ROAD_ID]:
+        if r is None or r[tc.VAR_POSITION][0] == tc.INVALID_DOUBLE_VALUE:
             raise KeyError(f"vehicle {vid!r} is not in the last snapshot")
-        road = r[tc.VAR_ROAD_ID]
         api = self._session.api     # SUMO has not stepped since the snapshot, so these are its values
         try:
+            road = api.vehicle.getRoadID(vid)
             idx, lane = api.vehicle.getRouteIndex(vid), api.vehicle.getLaneID(vid)
             lane_pos = api.vehicle.getLanePosition(vid)
             edges = self._routes.get(vid)
@@ -392,8 +425,12 @@ class SumoLive(MobilitySource):
         """`dwell.route_dwell_s` for a vehicle of the last snapshot at its current speed."""
         from .dwell import route_dwell_s
 
-        speed = float(self._last[vid][_traci_constants().VAR_SPEED])
-        return route_dwell_s(self.remaining_path_xy(vid), speed, rsu_xy_m, radius_m)
+        path = self.remaining_path_xy(vid)      # checks that the vehicle is in the last snapshot
+        try:
+            speed = float(self._session.api.vehicle.getSpeed(vid))
+        except self._errors as e:
+            raise self._fail(f"reading the speed of {vid!r}", e) from None
+        return route_dwell_s(path, speed, rsu_xy_m, radius_m)
 
 
 def sumo_angle_to_heading_rad(angle_deg: np.ndarray) -> np.ndarray:

@@ -72,7 +72,7 @@ def run_cosim(cfg: Path, duration_s: float) -> tuple[float, dict]:
 
     def watch():
         peak["vehicles"] = max(peak["vehicles"], len(sim.world.vehicles))
-        peak["covered"] = max(peak["covered"], len(sim.world.covered()))
+        peak["covered"] = max(peak["covered"], sim.world.count_covered())
 
     sim.tick_hooks.append(watch)
 

@@ -18,7 +18,7 @@ def recorded(live, tiny_grid, tmp_path):
     """Snapshots of a live run of the tiny grid and the FCD trace it wrote."""
     fcd = tmp_path / "grid.fcd.xml"
     src = live(STEP_S, sumocfg=tiny_grid.sumocfg, seed=7, fcd_output=fcd)
-    snaps = [src.start()] + [src.step() for _ in range(N_STEPS)]
+    snaps = [src.start().loaded()] + [src.step().loaded() for _ in range(N_STEPS)]
     src.close()  # SUMO finishes the file on close
     return snaps, fcd
 

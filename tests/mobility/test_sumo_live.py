@@ -20,7 +20,7 @@ def test_one_car_moves_at_constant_speed_in_lock_step(live, straight_net, backen
     net, rou = straight_net
     src = live(0.5, net_file=net, route_files=[rou], backend=backend)
 
-    snaps = [src.start()] + [src.step() for _ in range(10)]
+    snaps = [src.start().loaded()] + [src.step().loaded() for _ in range(10)]
 
     assert [s.t_s for s in snaps] == [0.5 * k for k in range(11)]
     assert all(s.ids == ("v0",) for s in snaps)
@@ -44,6 +44,19 @@ def test_heading_is_counter_clockwise_from_east(live, two_way_net):
     assert abs(snap.heading_rad[west]) == pytest.approx(np.pi, abs=1e-12)
     np.testing.assert_allclose(snap.velocity_mps()[east], [SPEED_MPS, 0.0], atol=1e-9)
     np.testing.assert_allclose(snap.velocity_mps()[west], [-SPEED_MPS, 0.0], atol=1e-9)
+
+
+def test_speed_and_heading_are_read_on_demand_while_the_step_is_current(live, two_way_net):
+    net, rou = two_way_net
+    src = live(1.0, net_file=net, route_files=[rou])
+    src.start()
+    snap, kept = src.step(), src.step().loaded()
+
+    src.step()
+    with pytest.raises(MobilityError, match="only while it is the current step"):
+        snap.speed_mps
+    np.testing.assert_allclose(np.abs(kept.velocity_mps()[:, 0]), SPEED_MPS, atol=1e-9)
+    np.testing.assert_allclose(kept.velocity_mps([1]), kept.velocity_mps()[[1]])
 
 
 def test_sumo_angle_conversion():
