@@ -16,6 +16,7 @@ probability `activity`, its power spread evenly over the band, so its density ad
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Optional
 
 import numpy as np
@@ -109,17 +110,24 @@ class BandwidthPool:
 
 
 class RadioState:
-    """Per-link radio state (LOS, shadowing, interference) kept across ticks, and the bandwidth pools."""
+    """Per-link radio state (LOS, shadowing, interference) kept across ticks, and the bandwidth pools.
+
+    The state is held in arrays aligned with the rows of the last tick's vehicles and carried over to the
+    next tick's rows (one gather, not a Python loop over vehicles): a vehicle keeps its state while it
+    is present and loses it when it leaves.
+    """
 
     def __init__(self, env: simpy.Environment, params: RadioParams, n_rsus: int, step_s: float = 1.0):
         self.env, self.params, self.n_rsus, self.step_s = env, params, n_rsus, float(step_s)
         self.t_tick_s = float(env.now)       # SimPy's time of the last evaluation (the last tick)
         self._rng: Optional[np.random.Generator] = None
         self._has_los = models.get_model(params.model).los_probability is not None
-        self.los: dict[str, np.ndarray] = {}         # per vehicle: per RSU 1 LOS, 0 not, -1 not drawn
-        self.shadow_z: dict[str, float] = {}         # per vehicle: unit-variance shadowing state
-        self.xy_m: dict[str, np.ndarray] = {}
-        self.interference_psd_w_hz: dict[tuple[str, str], float] = {}   # (vehicle, 'ul'|'dl')
+        self._ids: tuple[str, ...] = ()
+        self._index: Optional[dict[str, int]] = None                  # id -> row, built when asked
+        self._los = np.zeros((0, n_rsus), dtype=np.int8)              # per link: 1 LOS, 0 not, -1 not drawn
+        self._shadow_z = np.zeros(0)                                  # unit-variance shadowing; NaN: none yet
+        self._xy_m = np.zeros((0, 2))                                 # where _shadow_z was last stepped
+        self._i_psd = np.zeros((0, 2))                                # interference [W/Hz]: ul, dl
         self.pools: dict[tuple[int, str], BandwidthPool] = {}
         self._transfers: dict[tuple[str, str], int] = {}
 
@@ -153,74 +161,106 @@ class RadioState:
             self.pools[key] = BandwidthPool(self.env, cap)
         return self.pools[key]
 
+    # ---- inspection (tests, notebooks) --------------------------------------------------------------
+    def _row(self, vehicle_id: str) -> Optional[int]:
+        if self._index is None:
+            self._index = dict(zip(self._ids, range(len(self._ids))))
+        return self._index.get(vehicle_id)
+
+    @property
+    def los(self) -> dict[str, np.ndarray]:
+        """LOS state per vehicle present and RSU (1 LOS, 0 not, -1 not drawn), as of the last tick."""
+        return {v: self._los[i].copy() for i, v in enumerate(self._ids)}
+
+    @property
+    def shadow_z(self) -> dict[str, float]:
+        """Unit-variance shadowing state per vehicle present (those that have one)."""
+        return {v: float(z) for v, z in zip(self._ids, self._shadow_z) if not np.isnan(z)}
+
     # ---- per tick ---------------------------------------------------------------------------------
-    def evaluate(self, ids: list[str], xy_m: np.ndarray, dist_m: np.ndarray, rsu_idx: np.ndarray) -> np.ndarray:
-        """Gain (linear) of each vehicle's link to its RSU (0 when uncovered); updates the link state."""
+    def _carry(self, ids: tuple[str, ...], prev: Optional[tuple]) -> None:
+        """Re-align the state with this tick's vehicles. `prev` = (old_ids, prev_rows), prev_rows[i] being
+        the row of ids[i] in old_ids or -1: the World's mapping, used when old_ids are the ids this state
+        holds (else each id is looked up)."""
+        if ids == self._ids:
+            return
+        n = len(ids)
+        prev_rows = prev[1] if prev is not None and prev[0] is self._ids else None
+        if prev_rows is None:
+            self._row("")                                           # builds the index
+            prev_rows = np.fromiter(map(self._index.get, ids, repeat(-1)), dtype=int, count=n)
+        has = prev_rows >= 0
+        src = prev_rows[has]
+        los = np.full((n, self.n_rsus), _UNDRAWN, dtype=np.int8)
+        los[has] = self._los[src]
+        z = np.full(n, np.nan)
+        z[has] = self._shadow_z[src]
+        xy = np.zeros((n, 2))
+        xy[has] = self._xy_m[src]
+        i_psd = np.zeros((n, 2))
+        i_psd[has] = self._i_psd[src]
+        self._ids, self._index = ids, None
+        self._los, self._shadow_z, self._xy_m, self._i_psd = los, z, xy, i_psd
+
+    def evaluate(self, ids, xy_m: np.ndarray, dist_m: np.ndarray, rsu_idx: np.ndarray,
+                 prev: Optional[tuple] = None) -> np.ndarray:
+        """Gain (linear) of each vehicle's link to its RSU (0 when uncovered); updates the link state.
+        `prev` (optional): (the previous call's ids, each vehicle's row in them or -1), see `_carry`."""
         p = self.params
         self.t_tick_s = float(self.env.now)
+        ids = tuple(ids)
         n = len(ids)
         rows = np.arange(n)
         covered = rsu_idx >= 0
         d_assoc = np.where(covered, dist_m[rows, np.maximum(rsu_idx, 0)] if n else 0.0, np.inf)
         if p.ideal_seed:                        # the seed papers' channel, exactly as they compute it
             return np.where(covered, ch.seed_gain_linear(np.minimum(d_assoc, 1e12), p.h0, p.pathloss_exponent), 0.0)
-        present = set(ids)
-        self._forget([v for v in self.los if v not in present])
+        self._carry(ids, prev)
         full = p.interference
-        los = self._los(ids, dist_m, rsu_idx, covered, full)
+        los = self._los_states(dist_m, rsu_idx, covered, full)
         state_assoc = los[rows, np.maximum(rsu_idx, 0)] if n else np.zeros(0, dtype=np.int8)
-        shadow_db = self._shadowing(ids, xy_m, np.where(covered, state_assoc, 1)) if p.shadowing else None
+        shadow_db = self._shadowing(xy_m, np.where(covered, state_assoc, 1)) if p.shadowing else None
         if full:                                # every vehicle to every RSU (interference needs them)
             sh = None if shadow_db is None else np.broadcast_to(shadow_db[:, None], dist_m.shape)
             g = self._gain(dist_m, los, sh)
-            self._interference(ids, g, rsu_idx, covered)
+            self._interference(g, rsu_idx, covered)
             return np.where(covered, g[rows, np.maximum(rsu_idx, 0)] if n else 0.0, 0.0)
         gain = np.zeros(n)                      # the associated links only
         gain[covered] = self._gain(d_assoc[covered], state_assoc[covered],
                                    None if shadow_db is None else shadow_db[covered])
         return gain
 
-    def _forget(self, gone: list[str]) -> None:
-        for vid in gone:
-            for store in (self.los, self.shadow_z, self.xy_m):
-                store.pop(vid, None)
-            self.interference_psd_w_hz.pop((vid, "ul"), None)
-            self.interference_psd_w_hz.pop((vid, "dl"), None)
-
-    def path_gains(self, ids: list[str], dist_m: np.ndarray, in_range: np.ndarray) -> np.ndarray:
+    def path_gains(self, ids, dist_m: np.ndarray, in_range: np.ndarray, prev: Optional[tuple] = None) -> np.ndarray:
         """(n, k) path gain (linear, no shadowing or fading, which are per vehicle and per packet) of every
         in-range link, 0 elsewhere: what association by strongest received power ranks. Draws the LOS
         state of in-range links that have none (held afterwards, as for associated links)."""
+        self._carry(tuple(ids), prev)
         g = np.zeros(dist_m.shape)
         if not in_range.any():
             return g
-        los = self._los(ids, dist_m, None, None, False, want=in_range)
+        los = self._los_states(dist_m, None, None, False, want=in_range)
         g[in_range] = self._gain(dist_m[in_range], los[in_range], None)
         return g
 
-    def _los(self, ids, dist_m, rsu_idx, covered, full, want: Optional[np.ndarray] = None) -> np.ndarray:
+    def _los_states(self, dist_m, rsu_idx, covered, full, want: Optional[np.ndarray] = None) -> np.ndarray:
         """(n, k) LOS states (1/0); links drawn when first needed and held while the vehicle is present.
         `want` (n, k), if given, names the links needed instead of the associated (or all covered) ones."""
-        n, k = len(ids), self.n_rsus
-        los = np.empty((n, k), dtype=np.int8)
-        for i, vid in enumerate(ids):
-            los[i] = self.los.setdefault(vid, np.full(k, _UNDRAWN, dtype=np.int8))
+        los = self._los
+        n = len(los)
         if not self._has_los:
-            return np.ones((n, k), dtype=np.int8)
-        need = np.zeros((n, k), dtype=bool)
+            return np.ones(los.shape, dtype=np.int8)
         if want is not None:
             need = want.copy()
-        elif full:
-            need[covered] = True
-        elif n:
-            need[np.flatnonzero(covered), rsu_idx[covered]] = True
+        else:
+            need = np.zeros(los.shape, dtype=bool)
+            if full:
+                need[covered] = True
+            elif n:
+                need[np.flatnonzero(covered), rsu_idx[covered]] = True
         need &= los == _UNDRAWN
         if need.any():
-            drawn = models.draw_los(self.params.model, dist_m[need], self.rng)
-            los[need] = drawn.astype(np.int8)
-            for i in np.flatnonzero(need.any(axis=1)):
-                self.los[ids[i]] = los[i].copy()
-        return los
+            los[need] = models.draw_los(self.params.model, dist_m[need], self.rng).astype(np.int8)
+        return los.copy()
 
     def _state_params(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shadowing sigma [dB] and decorrelation [m] per vehicle, from its link's LOS state."""
@@ -240,18 +280,16 @@ class RadioState:
             d_corr = np.full(len(states), p.shadowing_decorrelation_m)
         return sigma, d_corr
 
-    def _shadowing(self, ids, xy_m, states) -> np.ndarray:
+    def _shadowing(self, xy_m: np.ndarray, states: np.ndarray) -> np.ndarray:
         """Shadowing [dB] per vehicle: one AR(1) step along the distance travelled since the last tick."""
-        n = len(ids)
-        prev = np.array([self.shadow_z.get(v, 0.0) for v in ids])
-        moved = np.array([np.hypot(*(xy_m[i] - self.xy_m[v])) if v in self.shadow_z else np.inf
-                          for i, v in enumerate(ids)]) if n else np.zeros(0)
+        n = len(states)
+        fresh = np.isnan(self._shadow_z)
+        prev = np.where(fresh, 0.0, self._shadow_z)
+        moved = np.where(fresh, np.inf, np.hypot(*(xy_m - self._xy_m).T)) if n else np.zeros(0)
         sigma, d_corr = self._state_params(states)
         # new vehicles: rho = exp(-inf) = 0, so their first value is a fresh N(0, 1)
         z = next_shadowing_db(prev, moved, 1.0, d_corr, self.rng) if n else np.zeros(0)
-        for i, vid in enumerate(ids):
-            self.shadow_z[vid] = float(z[i])
-            self.xy_m[vid] = xy_m[i]
+        self._shadow_z, self._xy_m = np.asarray(z, dtype=float), np.array(xy_m, dtype=float)
         return sigma * z
 
     def _gain(self, d_m: np.ndarray, los: np.ndarray, shadow_db: Optional[np.ndarray]) -> np.ndarray:
@@ -268,32 +306,34 @@ class RadioState:
             kw["shadowing_db"] = np.asarray(shadow_db, dtype=float)
         return models.link_gain_linear(p.model, d_m, p.carrier_hz, self.rng, **kw)
 
-    def _interference(self, ids, g: np.ndarray, rsu_idx: np.ndarray, covered: np.ndarray) -> None:
+    def _interference(self, g: np.ndarray, rsu_idx: np.ndarray, covered: np.ndarray) -> None:
         """Interference power density [W/Hz] on each covered vehicle's uplink (at its RSU) and downlink."""
         p = self.params
         ant = 10.0 ** (p.antenna_gain_db / 10.0)
         own = np.zeros(g.shape, dtype=bool)
-        if len(ids):
+        n = len(g)
+        if n:
             own[np.flatnonzero(covered), rsu_idx[covered]] = True
         # uplink: at RSU r, the covered vehicles of the other cells
         tx_ul = (covered[:, None] & ~own) * (p.vehicle_tx_power_w / p.uplink_bandwidth_hz)
         at_rsu = p.interference_activity * ant * (tx_ul * g).sum(axis=0)
         # downlink: at vehicle v, every RSU but its own
         at_veh = p.interference_activity * ant * (p.rsu_tx_power_w / p.downlink_bandwidth_hz) * (g * ~own).sum(axis=1)
-        for i, vid in enumerate(ids):
-            if covered[i]:
-                self.interference_psd_w_hz[(vid, "ul")] = float(at_rsu[rsu_idx[i]])
-                self.interference_psd_w_hz[(vid, "dl")] = float(at_veh[i])
-            else:
-                self.interference_psd_w_hz.pop((vid, "ul"), None)
-                self.interference_psd_w_hz.pop((vid, "dl"), None)
+        i_psd = np.zeros((n, 2))
+        if n:
+            i_psd[covered, 0] = at_rsu[rsu_idx[covered]]
+            i_psd[covered, 1] = at_veh[covered]
+        self._i_psd = i_psd
 
     # ---- SNR and rates -----------------------------------------------------------------------------
     def snr_linear(self, vehicle_id: str, gain_linear: float, tx_power_w: float, bandwidth_hz: float,
                    direction: Optional[str] = None) -> float:
         """(S)INR of a link; interference only when on and the direction ('ul'/'dl') is given."""
         p = self.params
-        i_psd = self.interference_psd_w_hz.get((vehicle_id, direction), 0.0) if direction else 0.0
+        i_psd = 0.0
+        if direction and p.interference:
+            row = self._row(vehicle_id)
+            i_psd = 0.0 if row is None else float(self._i_psd[row, 0 if direction == "ul" else 1])
         if i_psd == 0.0:
             return float(ch.snr_linear(tx_power_w, gain_linear, bandwidth_hz, p.noise_dbm_per_hz, p.noise_figure_db,
                                        p.antenna_gain_db))

@@ -104,7 +104,7 @@ class World:
         ids, old_ids = snap.ids, self.snapshot.ids
         arrived: list[str] = []
         if ids == old_ids:
-            previous = self._rsu_idx
+            previous, prev = self._rsu_idx, None
         else:                                   # set differences of sorted ids: rows map by position
             new_set = set(ids)
             departed = sorted(self._id_set.difference(new_set))
@@ -115,9 +115,12 @@ class World:
             kept_old[[bisect_left(old_ids, v) for v in departed]] = False
             is_new = np.zeros(len(ids), dtype=bool)
             is_new[[bisect_left(ids, v) for v in arrived]] = True
+            prev_rows = np.full(len(ids), -1, dtype=int)      # each vehicle's row in the last tick, -1 if new
+            prev_rows[~is_new] = np.flatnonzero(kept_old)
             previous = np.full(len(ids), -1, dtype=int)
             previous[~is_new] = self._rsu_idx[kept_old]
             self._id_set = new_set
+            prev = (old_ids, prev_rows)
         for vid in arrived:
             veh = self.vehicles[vid] = Vehicle(vid, self.appeared % self.num_clients, self.env.event(), self)
             self.appeared += 1
@@ -126,14 +129,14 @@ class World:
         if self.association == "strongest":
             in_range = dist <= self.rsus.radius_m
             with np.errstate(divide="ignore"):
-                power_db = np.where(in_range, 10.0 * np.log10(self.radio_state.path_gains(list(ids), dist, in_range)),
+                power_db = np.where(in_range, 10.0 * np.log10(self.radio_state.path_gains(ids, dist, in_range, prev)),
                                     -np.inf)
             rsu_idx = associate_strongest(power_db, previous, self.hysteresis_db)
         else:
             rsu_idx = associate(dist, self.rsus.radius_m, previous, self.hysteresis_m)
         rows = np.arange(len(ids))
         d_assoc = np.where(rsu_idx >= 0, dist[rows, np.maximum(rsu_idx, 0)] if len(rows) else 0.0, np.inf)
-        gain = self.radio_state.evaluate(list(ids), snap.xy_m, dist, rsu_idx)
+        gain = self.radio_state.evaluate(ids, snap.xy_m, dist, rsu_idx, prev)
         for i in np.flatnonzero(previous != rsu_idx):
             self._coverage_event(t, ids[i], int(previous[i]), int(rsu_idx[i]))
         self.snapshot = snap

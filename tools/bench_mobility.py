@@ -2,6 +2,8 @@
 seconds, (a) by the SUMO binary alone and (b) through the co-simulator (libsumo in lock-step with the
 SimPy clock, association with hysteresis, coverage events and per-tick channel evaluation for every
 vehicle), in one invocation. Last line: {"bench": "mobility", "value": <(b) / (a) wall time>, ...}.
+The channel is the seed papers' path loss by default; `--channel tr37885` evaluates TR 37.885 highway
+path loss with LOS states, NLOSv blockage and correlated shadowing instead.
 """
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ from mobility.builders import build_highway  # noqa: E402
 from mobility.sumo_live import _import_libsumo, sumo_binary  # noqa: E402
 
 
+CHANNELS = {"seed": {"model": "seed"},
+            "tr37885": {"model": "tr37885_highway", "shadowing": {"enabled": True}}}
+
+
 def run_sumo_alone(cfg: Path, duration_s: float) -> float:
     t0 = time.perf_counter()
     subprocess.run([str(sumo_binary("sumo")), "-c", str(cfg), "--end", f"{duration_s:g}", "--step-length", "1",
@@ -50,8 +56,8 @@ def run_libsumo_floor(cfg: Path, duration_s: float) -> float:
     return time.perf_counter() - t0
 
 
-def run_cosim(cfg: Path, duration_s: float) -> tuple[float, dict]:
-    tree = {"name": "bench-mobility", "seed": 1, "duration_s": duration_s,
+def run_cosim(cfg: Path, duration_s: float, channel: dict) -> tuple[float, dict]:
+    tree = {"name": "bench-mobility", "seed": 1, "duration_s": duration_s, "channel": channel,
             "mobility": {"source": "sumo", "step_s": 1.0, "sumo": {"config": str(cfg)}},
             "rsus": {"placement": {"spacing_m": 1000.0, "edges": ["fwd"]}, "coverage_radius_m": 500.0,
                      "hysteresis_m": 20.0},
@@ -93,7 +99,10 @@ def main() -> None:
     p.add_argument("--duration-s", type=float, default=300.0)
     p.add_argument("--vehicles-per-hour", type=float, default=8000.0)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--channel", default="seed", choices=sorted(CHANNELS),
+                   help="seed: the papers' path loss; tr37885: TR 37.885 highway with LOS states and shadowing")
     args = p.parse_args()
+    channel = CHANNELS[args.channel]
     _import_libsumo()   # a one-time import (loading the SUMO library), like the binary's exec: not timed
     with tempfile.TemporaryDirectory() as tmp:
         files = build_highway(Path(tmp) / "hw", length_m=10000.0, lanes=3, vehicles_per_hour=args.vehicles_per_hour,
@@ -102,7 +111,7 @@ def main() -> None:
         for _ in range(args.repeats):          # interleaved, best of n
             sumo_s.append(run_sumo_alone(files.sumocfg, args.duration_s))
             floor_s.append(run_libsumo_floor(files.sumocfg, args.duration_s))
-            wall, info = run_cosim(files.sumocfg, args.duration_s)
+            wall, info = run_cosim(files.sumocfg, args.duration_s, channel)
             cosim_s.append(wall)
     ratio = min(cosim_s) / min(sumo_s)
     print(f"SUMO binary alone: {min(sumo_s):.3f} s wall ({', '.join(f'{t:.3f}' for t in sumo_s)})")
@@ -113,7 +122,7 @@ def main() -> None:
                       "sumo_wall_s": round(min(sumo_s), 4), "cosim_wall_s": round(min(cosim_s), 4),
                       "libsumo_source_wall_s": round(min(floor_s), 4),
                       "cosim_over_libsumo_source": round(min(cosim_s) / min(floor_s), 4),
-                      "simulated_s": args.duration_s, **info, "target": 1.5}))
+                      "simulated_s": args.duration_s, **info, "channel": args.channel, "target": 1.5}))
 
 
 if __name__ == "__main__":
