@@ -101,3 +101,28 @@ def test_rate_modes():
     assert mcs.rate_bps(1e6, 100.0) <= shannon.rate_bps(1e6, 100.0)
     assert mcs.rate_bps(1e6, 0.01) == 0.0
     assert ergodic.rate_bps(1e6, 100.0) < shannon.rate_bps(1e6, 100.0)
+
+
+def test_state_follows_vehicles_through_arrivals_and_departures():
+    # Prepare: two states, one told the row map (as the World does), one looking each vehicle up
+    told, looked_up = (_state(model="tr38901_umi", shadowing=True) for _ in range(2))
+    rsu_xy = np.array([[0.0, 0.0], [400.0, 0.0]])
+    ticks = [(("a", "b", "c"), [[10.0, 0.0], [150.0, 0.0], [300.0, 0.0]], [0, 0, 1]),
+             (("b", "c", "d"), [[152.0, 0.0], [303.0, 0.0], [20.0, 0.0]], [0, 1, 0]),
+             (("b", "d"), [[154.0, 0.0], [22.0, 0.0]], [0, 0])]
+    prev_ids = None
+    for ids, xy, rsu in ticks:
+        xy = np.array(xy)
+        dist = np.sqrt(((xy[:, None, :] - rsu_xy[None]) ** 2).sum(axis=2))
+        prev = None if prev_ids is None else (prev_ids, np.array([prev_ids.index(v) if v in prev_ids else -1
+                                                                  for v in ids]))
+        # Execute
+        g_told = told.evaluate(ids, xy, dist, np.array(rsu), prev)
+        g_looked = looked_up.evaluate(list(ids), xy, dist, np.array(rsu))
+        # Assert: the same gains and states; departed vehicles are forgotten
+        assert np.array_equal(g_told, g_looked)
+        assert told.shadow_z == looked_up.shadow_z and set(told.shadow_z) == set(ids)
+        assert all(np.array_equal(told.los[v], looked_up.los[v]) for v in ids)
+        prev_ids = ids
+    z_b = told.shadow_z["b"]
+    assert z_b != 0.0 and set(told.los) == {"b", "d"}
