@@ -62,7 +62,8 @@ class World:
         self.association, self.hysteresis_db = association, hysteresis_db
         self.num_clients, self.hysteresis_m, self.step_s = num_clients, hysteresis_m, step_s
         self.vehicles: dict[str, Vehicle] = {}
-        self.appeared = 0
+        self.appeared = 0                       # distinct vehicles seen so far
+        self._clients: dict[str, int] = {}      # client (data partition) of each vehicle seen
         self.round = 0
         self.t_tick_s = 0.0
         self.snapshot = MobilitySnapshot.empty(0.0)
@@ -122,8 +123,11 @@ class World:
             self._id_set = new_set
             prev = (old_ids, prev_rows)
         for vid in arrived:
-            veh = self.vehicles[vid] = Vehicle(vid, self.appeared % self.num_clients, self.env.event(), self)
-            self.appeared += 1
+            client = self._clients.get(vid)
+            if client is None:      # a vehicle back after a teleport (or a gap in a trace) keeps its data
+                client = self._clients[vid] = self.appeared % self.num_clients
+                self.appeared += 1
+            veh = self.vehicles[vid] = Vehicle(vid, client, self.env.event(), self)
             self.trace.instant(t, self.round, vid, "vehicle.enter", f"client={veh.client}")
         dist = self.rsus.distances_m(snap.xy_m)
         if self.association == "strongest":
