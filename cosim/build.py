@@ -9,7 +9,7 @@ from channel.rate import cqi_snr_thresholds_db
 from channel.seed import free_space_gain_at_1m
 from mobility.base import MobilitySource
 from mobility.fcd import FcdReplay
-from mobility.roads import rsus_along_path
+from mobility.roads import PathTooShortError, load_net, rsus_along_path
 from mobility.rsu import RsuLayout
 from mobility.scripted import ScriptedSource, ScriptedVehicle
 from mobility.sumo_live import SumoLive
@@ -17,6 +17,7 @@ from mobility.sumo_live import _cfg_inputs as cfg_inputs  # the .sumocfg reader 
 from mobility.synthetic import HighwaySpec, SyntheticHighway
 
 from .backhaul import build_backhaul
+from .errors import SettingError
 from .rng import RngStreams
 from .scenario import DEFAULT_RSU_POSITIONS_M, Scenario
 from .transfer import PacketErrors
@@ -56,8 +57,22 @@ def build_rsus(sc: Scenario) -> RsuLayout:
     r = sc.rsus
     if r.placement is not None:
         p = r.placement
-        return rsus_along_path(sumo_net_file(sc), p.spacing_m, r.coverage_radius_m, edge_ids=p.edges,
-                               first_m=p.first_m, lateral_offset_m=p.lateral_offset_m)
+        net_file = sumo_net_file(sc)
+        if p.edges is not None:
+            net = load_net(net_file)
+            for i, eid in enumerate(p.edges):
+                if not net.hasEdge(eid):
+                    some = ", ".join(sorted(e.getID() for e in net.getEdges(withInternal=False))[:5])
+                    raise SettingError(f"rsus.placement.edges.{i}", eid, f"an edge id of {net_file} (e.g. {some})")
+        try:
+            return rsus_along_path(net_file, p.spacing_m, r.coverage_radius_m, edge_ids=p.edges,
+                                   first_m=p.first_m, lateral_offset_m=p.lateral_offset_m)
+        except PathTooShortError as e:
+            field, value = ("first_m", p.first_m) if p.first_m is not None else ("spacing_m", p.spacing_m)
+            where = "the edges given" if p.edges is not None else "the net's longest path"
+            limit = e.total_m if p.first_m is not None else 2.0 * e.total_m
+            raise SettingError(f"rsus.placement.{field}", value,
+                               f"at most {limit:.1f} m ({where} is {e.total_m:.1f} m long)") from None
     positions = r.positions_m if r.positions_m is not None else DEFAULT_RSU_POSITIONS_M
     xy = np.asarray(positions, dtype=float).reshape(-1, 2)
     return RsuLayout(tuple(f"rsu{i}" for i in range(len(xy))), xy, r.coverage_radius_m)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mobility.errors import MobilityInputError
 
-from .errors import SettingError, UserError
+from .errors import SettingError, UserError, field_error
 from .scenario import load_scenario
 
 
@@ -82,10 +82,16 @@ def _build(args) -> int:
 
     common = dict(lanes=args.lanes, vehicles_per_hour=args.vehicles_per_hour, duration_s=args.duration_s,
                   seed=args.seed, speed_mps=args.speed_mps)
-    if args.what == "highway":
-        files = builders.build_highway(args.out, length_m=args.length_m, **common)
-    else:
-        files = builders.build_urban_grid(args.out, grid_n=args.grid_n, block_m=args.block_m, **common)
+    where = f"cosim scenario build {args.what}"
+    try:
+        if args.what == "highway":
+            files = builders.build_highway(args.out, length_m=args.length_m, **common)
+        else:
+            files = builders.build_urban_grid(args.out, grid_n=args.grid_n, block_m=args.block_m, **common)
+    except builders.BuildParameterError as e:
+        raise UserError(field_error(where, "--" + e.name.replace("_", "-"), e.value, e.expected)) from None
+    except OSError as e:
+        raise UserError(field_error(where, "--out", args.out, f"a folder it can write ({e.strerror})")) from None
     vehicles = files.routes.read_text().count("<vehicle ")
     print(f"wrote {files.net}, {files.routes}, {files.sumocfg}: {vehicles} vehicles")
     return 0

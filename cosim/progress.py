@@ -15,14 +15,19 @@ class RunProgress:
                                   TimeElapsedColumn(), console=self.console, disable=quiet)
         self._task = self._progress.add_task("rounds", total=rounds, sim_s=0.0, acc="  -  ")
 
+        self._started = False
+
     def __enter__(self) -> "RunProgress":
-        self._progress.__enter__()
-        return self
+        return self                     # the bar shows from the first round: a setup error prints alone
 
     def __exit__(self, *exc) -> None:
-        self._progress.__exit__(*exc)
+        if self._started:
+            self._progress.__exit__(*exc)
 
     def update(self, row: dict, sim_now_s: float) -> None:
+        if not self._started:
+            self._started = True
+            self._progress.__enter__()
         self._progress.update(self._task, advance=1, sim_s=sim_now_s, acc=f"{row['accuracy']:.3f}")
 
     def summary(self, result) -> None:

@@ -55,12 +55,12 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     """
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
+    rsus, radio = build_rsus(sc), build_radio(sc, streams)      # first: they check settings against the net
     task = build_task(sc.learning, streams, sc.base_dir)
     tracks = None
     if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
         tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)
     source = source if source is not None else build_source(sc, streams)
-    rsus, radio = build_rsus(sc), build_radio(sc, streams)
     cpu, server = device_models(sc.devices)      # the vehicle's device model: CPU or GPU
 
     def world_factory(env, tr):

@@ -93,6 +93,13 @@ class MobilityConfig(_Frozen):
     fcd: Optional[FcdConfig] = None
     scripted: Optional[ScriptedConfig] = None
 
+    @field_validator("step_s")
+    @classmethod
+    def _sumo_resolution(cls, value, info):
+        if info.data.get("source") == "sumo" and abs(value * 1000.0 - round(value * 1000.0)) > 1e-6:
+            raise ValueError("a multiple of 0.001 s with source 'sumo' (SUMO's time resolution)")
+        return value
+
     @model_validator(mode="after")
     def _source_section(self):
         if self.source == "scripted" and self.scripted is None:

@@ -45,9 +45,17 @@ def _strip_header(path: Path) -> None:
     path.write_bytes(data[:head_end] + body)
 
 
-def _check(name: str, value: float, low: float) -> None:
-    if not value >= low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+class BuildParameterError(ValueError):
+    """A scenario-builder parameter out of range: `name`, `value` and the `low` bound."""
+
+    def __init__(self, name: str, value: float, expected: str):
+        self.name, self.value, self.expected = name, value, expected
+        super().__init__(f"{name} must be {expected}, got {value}")
+
+
+def _check(name: str, value: float, low: float, positive: bool = False) -> None:
+    if not (value > 0 if positive else value >= low):
+        raise BuildParameterError(name, value, "> 0" if positive else f">= {low:g}")
 
 
 def write_sumocfg(path: Path, net: Path, routes: Path, duration_s: float, seed: int) -> Path:
@@ -102,7 +110,7 @@ def build_highway(out_dir: str | Path, length_m: float = 5000.0, lanes: int = 3,
     total over both directions. Files: highway.net.xml, highway.rou.xml, highway.sumocfg."""
     _check("length_m", length_m, 1.0)
     _check("lanes", lanes, 1)
-    _check("vehicles_per_hour", vehicles_per_hour, 1e-9)
+    _check("vehicles_per_hour", vehicles_per_hour, 0.0, positive=True)
     _check("duration_s", duration_s, 1.0)
     nodes = (f'<nodes>\n    <node id="w" x="0" y="0"/>\n    <node id="e" x="{length_m:g}" y="0"/>\n</nodes>\n')
     edges = ('<edges>\n'
@@ -121,7 +129,7 @@ def build_urban_grid(out_dir: str | Path, grid_n: int = 5, block_m: float = 200.
     _check("grid_n", grid_n, 2)
     _check("block_m", block_m, 10.0)
     _check("lanes", lanes, 1)
-    _check("vehicles_per_hour", vehicles_per_hour, 1e-9)
+    _check("vehicles_per_hour", vehicles_per_hour, 0.0, positive=True)
     _check("duration_s", duration_s, 1.0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,14 @@ def _points_at(poly_m: np.ndarray, s_m: np.ndarray) -> tuple[np.ndarray, np.ndar
     return poly_m[k] + frac[:, None] * seg[k], tangent
 
 
+class PathTooShortError(ValueError):
+    """The path is shorter than where the first RSU would go."""
+
+    def __init__(self, total_m: float, start_m: float):
+        self.total_m, self.start_m = total_m, start_m
+        super().__init__(f"path of {total_m:.1f} m is too short for a first RSU at {start_m} m")
+
+
 def rsus_along_path(net_file: str | Path, spacing_m: float, radius_m: float, edge_ids: Sequence[str] | None = None,
                     first_m: float | None = None, lateral_offset_m: float = 0.0) -> RsuLayout:
     """RSUs "rsu0", "rsu1", ... every `spacing_m` along the edges' shapes walked in order.
@@ -114,7 +122,7 @@ def rsus_along_path(net_file: str | Path, spacing_m: float, radius_m: float, edg
     total_m = float(np.sqrt((np.diff(poly, axis=0) ** 2).sum(axis=1)).sum()) if len(poly) > 1 else 0.0
     start_m = spacing_m / 2.0 if first_m is None else first_m
     if total_m <= 0.0 or start_m > total_m:
-        raise ValueError(f"path of {total_m:.1f} m is too short for a first RSU at {start_m} m")
+        raise PathTooShortError(total_m, start_m)
     s = np.arange(start_m, total_m + 1e-9, spacing_m)
     xy, tangent = _points_at(poly, s)
     xy = xy + lateral_offset_m * np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)

@@ -10,6 +10,8 @@ from cosim.cli import main
 from tests.conftest import REPO
 
 GOOD = {"name": "ok"}
+HW = str(REPO / "scenarios" / "highway" / "highway.sumocfg")
+SUMO_HW = {"name": "x", "mobility": {"source": "sumo", "sumo": {"config": HW}}}
 
 CASES = [
     # (id, YAML text or tree, extra CLI args, substrings the one line must contain)
@@ -45,6 +47,8 @@ CASES = [
     ("non-mapping-scalar", "42\n", [], ["<top level>", "42", "mapping"]),
     ("yaml-syntax", "name: [unclosed\n", [], ["YAML syntax error", "line"]),
     ("tab-indent", "name: x\nprotocol:\n\trounds: 3\n", [], ["YAML syntax error"]),
+    ("sumo-step-resolution", {"name": "x", "mobility": {"source": "sumo", "step_s": 0.0005, "sumo": {"config": HW}}},
+     [], ["mobility.step_s", "0.0005", "multiple of 0.001 s"]),
 ]
 
 
@@ -88,6 +92,29 @@ def test_impossible_setting_found_at_build_time(tmp_path, capsys):
     assert main(["run", path, "--quiet", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "learning.num_clients = 5000" in err and path in err
+
+
+@pytest.mark.parametrize("placement,needles", [
+    ({"spacing_m": 1000, "edges": ["fwd", "nope"]}, ["rsus.placement.edges.1 = 'nope'", "an edge id of", "fwd"]),
+    ({"spacing_m": 1e6}, ["rsus.placement.spacing_m = 1000000.0", "at most", "longest path is"]),
+    ({"spacing_m": 100, "first_m": 1e6, "edges": ["fwd"]}, ["rsus.placement.first_m", "the edges given is"])])
+def test_rsu_placement_impossible_on_the_net(tmp_path, capsys, placement, needles):
+    tree = {**SUMO_HW, "rsus": {"placement": placement}}
+    path = _write(tmp_path, tree)
+    assert main(["run", path, "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(path) and all(n in err for n in needles), err
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["urban_grid", "--grid-n", "1"], ["cosim scenario build urban_grid: --grid-n = 1: expected >= 2"]),
+    (["highway", "--vehicles-per-hour", "0"], ["--vehicles-per-hour = 0.0: expected > 0"]),
+    (["highway", "--out", "/proc/no/such"], ["--out = '/proc/no/such'", "a folder it can write"])])
+def test_scenario_builder_parameters(tmp_path, capsys, args, needles):
+    out = [] if "--out" in args else ["--out", str(tmp_path / "b")]
+    assert main(["scenario", "build", *args, *out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and all(n in err for n in needles), err
 
 
 def test_console_script_exit_code_and_no_traceback(tmp_path):
