@@ -419,14 +419,6 @@ class Scenario(_Frozen):
         """A scenario path resolved against the scenario's folder."""
         return (self._base_dir / relative).resolve()
 
-    @model_validator(mode="after")
-    def _cross_checks(self):
-        if self.rsus.placement is not None and self.mobility.source != "sumo":
-            raise ValueError("rsus.placement needs mobility.source 'sumo' (a road net); give rsus.positions_m")
-        if self.protocol.dwell_predictor == "route" and self.mobility.source != "sumo":
-            raise ValueError("protocol.dwell_predictor 'route' needs mobility.source 'sumo' (routes on a net)")
-        return self
-
     @field_validator("backhaul")
     @classmethod
     def _backhaul_reaches_rsus(cls, value, info):
@@ -544,6 +536,9 @@ def validate_tree(tree: dict, source: str, base_dir: Path | None = None) -> Scen
             else:
                 lines.append(field_error(source, loc, err.get("input"), _expected(err)))
         raise ScenarioError(lines) from None
+    cross = _cross_field_errors(scenario, source)
+    if cross:
+        raise ScenarioError(cross)
     base = base_dir if base_dir is not None else Path(source).parent
     scenario._base_dir = base
     missing = [field_error(source, field, value, f"an existing file (looked in {base})")
@@ -551,6 +546,20 @@ def validate_tree(tree: dict, source: str, base_dir: Path | None = None) -> Scen
     if missing:
         raise ScenarioError(missing)
     return scenario
+
+
+def _cross_field_errors(sc: Scenario, source: str) -> list[str]:
+    """Settings that are valid alone but not together, each named by its own field."""
+    lines = []
+    if sc.rsus.placement is not None and sc.mobility.source != "sumo":
+        lines.append(field_error(source, "rsus.placement", sc.rsus.placement.model_dump(exclude_defaults=True),
+                                 f"mobility.source 'sumo' (placement walks a SUMO road net; with source "
+                                 f"{sc.mobility.source!r} give rsus.positions_m)"))
+    if sc.protocol.dwell_predictor == "route" and sc.mobility.source != "sumo":
+        lines.append(field_error(source, "protocol.dwell_predictor", "route",
+                                 f"mobility.source 'sumo' (it follows SUMO routes; with source "
+                                 f"{sc.mobility.source!r} use 'kinematic' or 'oracle')"))
+    return lines
 
 
 def _path_values(scenario: Scenario):

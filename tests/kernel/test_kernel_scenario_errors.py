@@ -47,6 +47,10 @@ CASES = [
     ("non-mapping-scalar", "42\n", [], ["<top level>", "42", "mapping"]),
     ("yaml-syntax", "name: [unclosed\n", [], ["YAML syntax error", "line"]),
     ("tab-indent", "name: x\nprotocol:\n\trounds: 3\n", [], ["YAML syntax error"]),
+    ("placement-without-sumo", {"name": "x", "rsus": {"placement": {"spacing_m": 100}}}, [],
+     ["rsus.placement", "{'spacing_m': 100.0}", "mobility.source 'sumo'"]),
+    ("route-dwell-without-sumo", {"name": "x", "protocol": {"dwell_predictor": "route"}}, [],
+     ["protocol.dwell_predictor = 'route'", "'kinematic' or 'oracle'"]),
     ("sumo-step-resolution", {"name": "x", "mobility": {"source": "sumo", "step_s": 0.0005, "sumo": {"config": HW}}},
      [], ["mobility.step_s", "0.0005", "multiple of 0.001 s"]),
 ]
