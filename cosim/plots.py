@@ -1,7 +1,9 @@
-"""Plots of a run directory (matplotlib, Agg): learning curve, measured vs predicted latency and energy."""
+"""Plots of a run directory (matplotlib, Agg): learning curve, measured vs predicted latency and energy,
+and predicted vs realized dwell times."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from .errors import UserError
@@ -18,8 +20,43 @@ def _read_rounds(run_dir: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows] for k in rows[0]}
 
 
+def _read_dwell(run_dir: Path) -> tuple[str, list[float], list[float]]:
+    """Predictor name and the (predicted, realized) dwell pairs whose realized value is known."""
+    path = run_dir / "dwell.csv"
+    if not path.is_file():
+        return "", [], []
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["censored"] == "False"]
+    pairs = [(float(r["predicted_s"]), float(r["realized_s"])) for r in rows]
+    pairs = [(p, q) for p, q in pairs if math.isfinite(p) and math.isfinite(q)]
+    return (rows[0]["predictor"] if rows else ""), [p for p, _ in pairs], [q for _, q in pairs]
+
+
+def _plot_dwell(plt, run_dir: Path, out: Path) -> list[Path]:
+    predictor, predicted, realized = _read_dwell(run_dir)
+    if not predicted:
+        return []
+    errors = sorted(abs(p - q) for p, q in zip(predicted, realized))
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    top = 1.25 * max(realized)           # a nearly stopped vehicle's kinematic prediction is huge: clip it
+    over = sum(p > top for p in predicted)
+    ax[0].plot([0, top], [0, top], color="grey", lw=0.8)
+    ax[0].scatter(realized, [min(p, top) for p in predicted], s=8, alpha=0.5)
+    ax[0].set(xlim=(0, top), ylim=(0, top * 1.02), xlabel="realized dwell [s]",
+              ylabel="predicted dwell [s]" + (f" ({over} above, drawn at the top)" if over else ""),
+              title=f"{predictor} predictor ({len(predicted)} predictions)")
+    ax[1].plot(errors, [(i + 1) / len(errors) for i in range(len(errors))])
+    ax[1].set(xlabel="|predicted - realized| [s]", ylabel="fraction of predictions", title="error CDF",
+              xscale="symlog")
+    path = out / "dwell.png"
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return [path]
+
+
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write plots/rounds.png (accuracy, loss, latency, energy per round); returns the written paths."""
+    """Write plots/rounds.png (accuracy, loss, latency, energy per round) and, when the run predicted
+    dwell times, plots/dwell.png (predicted vs realized, error CDF); returns the written paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,4 +82,4 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     path = out / "rounds.png"
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
-    return [path]
+    return [path] + _plot_dwell(plt, run_dir, out)

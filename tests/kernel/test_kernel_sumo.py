@@ -35,6 +35,10 @@ def test_quickstart_on_sumo_runs_and_records_dwell(tmp_path):
     assert closed, "some vehicle must leave its RSU during the run"
     # on a straight highway the route predictor is right to within one mobility step
     assert max(abs(float(r["predicted_s"]) - float(r["realized_s"])) for r in closed) <= 1.0 + 1e-9
+    # cosim plot draws the predictions against the realized values
+    assert main(["plot", str(tmp_path / "run")]) == 0
+    png = (tmp_path / "run" / "plots" / "dwell.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
 SCRIPTED = {
