@@ -123,11 +123,10 @@ class Simulation:
         while True:
             yield UrgentTimeout(self.env, self.source.step_s)
             try:
-                snap = self.source.step()
+                self.world.apply(self.source.step())
             except MobilityError as exc:
                 self.finish("mobility-failed", str(exc))
                 return
-            self.world.apply(snap)
             for hook in self.tick_hooks:
                 hook()
 
@@ -140,11 +139,10 @@ class Simulation:
     def run(self, protocol_process: Generator) -> None:
         """Start mobility and the protocol; run until the protocol ends, mobility fails or time is up."""
         try:
-            snap = self.source.start()
+            self.world.apply(self.source.start())
         except MobilityError as exc:
             self.finish("mobility-failed", str(exc))
             return
-        self.world.apply(snap)
         self.env.process(self._mobility())
         proc = self.env.process(protocol_process)
         proc.callbacks.append(lambda _ev: self.finish("completed"))

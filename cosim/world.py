@@ -11,7 +11,7 @@ from bisect import bisect_left
 import numpy as np
 import simpy
 
-from mobility.base import MobilitySnapshot
+from mobility.base import MobilityError, MobilitySnapshot
 from mobility.dwell import kinematic_dwell_s
 from mobility.rsu import RsuLayout, associate, associate_strongest
 
@@ -114,8 +114,12 @@ class World:
                 self._depart(t, vid)
             kept_old = np.ones(len(old_ids), dtype=bool)
             kept_old[[bisect_left(old_ids, v) for v in departed]] = False
+            at = [bisect_left(ids, v) for v in arrived]
+            if any(i == len(ids) or ids[i] != v for i, v in zip(at, arrived)):   # cheap partial check
+                raise MobilityError(f"the mobility source's snapshot at t={t:g} s does not list its vehicle ids "
+                                    "in sorted order (MobilitySnapshot's contract)")
             is_new = np.zeros(len(ids), dtype=bool)
-            is_new[[bisect_left(ids, v) for v in arrived]] = True
+            is_new[at] = True
             prev_rows = np.full(len(ids), -1, dtype=int)      # each vehicle's row in the last tick, -1 if new
             prev_rows[~is_new] = np.flatnonzero(kept_old)
             previous = np.full(len(ids), -1, dtype=int)

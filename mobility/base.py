@@ -72,7 +72,8 @@ class MobilitySource(ABC):
 
     Extension points: `start()` returns the snapshot at t = 0, `step()` advances by `step_s` and returns
     the new snapshot, `close()` releases external processes (safe to call twice). Raise MobilityError
-    for a failure mid-run.
+    for a failure mid-run. Snapshots list vehicle ids in sorted order: the World maps rows between ticks
+    by it (and ends the run with mobility-failed where it sees otherwise).
     """
 
     step_s: float

@@ -52,3 +52,15 @@ def test_rows_clients_and_coverage_follow_vehicles_through_gaps():
                      (2.0, "a", "vehicle.leave"), (3.0, "a", "vehicle.enter"), (3.0, "a", "coverage.enter")]
     # the radio state holds exactly the vehicles present
     assert set(w.radio_state.shadow_z) == set(w.radio_state.los) == {"a", "b", "c"}
+
+
+def test_a_source_that_does_not_sort_its_ids_is_caught():
+    import pytest
+
+    from mobility.base import MobilityError
+
+    w = _world()
+    w.apply(_snap(0.0, {"b": 10.0, "c": 20.0}))
+    unsorted = MobilitySnapshot(1.0, ("b", "c", "a"), np.zeros((3, 2)), np.zeros(3), np.zeros(3))
+    with pytest.raises(MobilityError, match="sorted order"):
+        w.apply(unsorted)
