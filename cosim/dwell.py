@@ -3,6 +3,8 @@
 A prediction is made for a vehicle and the RSU it is associated with; it is realized when the vehicle
 leaves that RSU's coverage disc (crossing time interpolated linearly between the two ticks around it)
 or disappears (last tick it was seen). Predictions still open at the end of the run are censored.
+Both go into the trace too: a `dwell.predict` instant (and a `dwell_predicted_s` counter) when made, a
+`dwell.realized` instant at the exit time, naming the RSU and both values.
 """
 from __future__ import annotations
 
@@ -50,8 +52,11 @@ class DwellBook:
             pred = np.array([self.tracks.oracle_dwell_s(v.id, t, w.rsus.xy_m[v.rsu], w.rsus.radius_m)
                              for v in vehicles])
         for v, p in zip(vehicles, pred):
-            key = (v.id, v.rsu)
-            self.rows.append([float(t), round_, v.id, w.rsus.ids[v.rsu], self.predictor, float(p), float("nan"), True])
+            key, rsu_id = (v.id, v.rsu), w.rsus.ids[v.rsu]
+            self.rows.append([float(t), round_, v.id, rsu_id, self.predictor, float(p), float("nan"), True])
+            w.trace.instant(t, round_, v.id, "dwell.predict", f"{rsu_id} {self.predictor} predicted_s={p:.6g}")
+            if w.trace.wants_counters:
+                w.trace.counter(t, v.id, "dwell_predicted_s", p)
             self._open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
             self._last.setdefault(key, (w.t_tick_s, v.xy_m))
         return pred
@@ -76,6 +81,8 @@ class DwellBook:
             for item in self._open.pop(key):
                 row = self.rows[item.index]
                 row[6], row[7] = max(t_exit - item.t_s, 0.0), False
+                w.trace.instant(t_exit, row[1], vid, "dwell.realized", f"{row[3]} realized_s={row[6]:.6g} "
+                                f"predicted_s={row[5]:.6g} predicted_at_s={item.t_s:.6g}")
             del self._last[key]
 
 

@@ -66,8 +66,8 @@ def test_one_stationary_vehicle_whole_event_log(tmp_path):
 
     assert [(i["actor"], i["kind"], i["round"]) for i in instants] == [
         ("a", "vehicle.enter", 0), ("a", "coverage.enter", 0),
-        ("server", "round.start", 0), ("a", "select", 0), ("server", "round.end", 0),
-        ("server", "round.start", 1), ("a", "select", 1), ("server", "round.end", 1),
+        ("server", "round.start", 0), ("a", "dwell.predict", 0), ("a", "select", 0), ("server", "round.end", 0),
+        ("server", "round.start", 1), ("a", "dwell.predict", 1), ("a", "select", 1), ("server", "round.end", 1),
     ]
     assert result.status == "completed"
     assert [r["completed"] for r in result.rounds] == [1, 1]

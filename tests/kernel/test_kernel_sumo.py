@@ -77,6 +77,16 @@ def test_dwell_predictions_match_analytic_exit_times(tmp_path, predictor):
             assert float(r["predicted_s"]) == pytest.approx(float(r["realized_s"]), abs=1e-9)
         else:                                        # kinematic is exact on straight lines
             assert float(r["predicted_s"]) == pytest.approx(truth, abs=1e-9)
+    # the trace holds the same: an instant per prediction, one per realization at the exit time
+    instants = pq.read_table(tmp_path / "run" / "instants.parquet").to_pylist()
+    made = [i for i in instants if i["kind"] == "dwell.predict"]
+    realized = [i for i in instants if i["kind"] == "dwell.realized"]
+    assert [(i["t_s"], i["actor"]) for i in made] == [(float(r["t_s"]), r["vehicle"]) for r in rows]
+    closed = [r for r in rows if r["censored"] == "False"]
+    assert len(realized) == len(closed) > 0
+    for i in realized:
+        fields = dict(kv.split("=") for kv in i["detail"].split()[1:])
+        assert i["t_s"] == pytest.approx(float(fields["predicted_at_s"]) + float(fields["realized_s"]), abs=1e-4)
 
 
 class _DyingSumo(SumoLive):
