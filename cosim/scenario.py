@@ -433,7 +433,19 @@ class Scenario(_Frozen):
 
 
 class _Loader(yaml.SafeLoader):
-    """safe_load, but `5.9e9` and `20e6` are floats (YAML 1.1 wants `5.9e+9`, which surprises people)."""
+    """safe_load, but `5.9e9` and `20e6` are floats (YAML 1.1 wants `5.9e+9`, which surprises people), and
+    a key given twice in one mapping is an error (PyYAML would silently keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first_line[key]})", key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

@@ -47,6 +47,8 @@ CASES = [
     ("non-mapping-scalar", "42\n", [], ["<top level>", "42", "mapping"]),
     ("yaml-syntax", "name: [unclosed\n", [], ["YAML syntax error", "line"]),
     ("tab-indent", "name: x\nprotocol:\n\trounds: 3\n", [], ["YAML syntax error"]),
+    ("duplicate-key", "name: x\nrsus: {coverage_radius_m: 100}\nseed: 2\nrsus: {coverage_radius_m: 200}\n", [],
+     ["line 4", "duplicate key 'rsus' (first on line 2)"]),
     ("placement-without-sumo", {"name": "x", "rsus": {"placement": {"spacing_m": 100}}}, [],
      ["rsus.placement", "{'spacing_m': 100.0}", "mobility.source 'sumo'"]),
     ("route-dwell-without-sumo", {"name": "x", "protocol": {"dwell_predictor": "route"}}, [],
