@@ -342,36 +342,42 @@ class SumoLive(MobilitySource):
         """One SUMO step; the new state is time t_s (SUMO's clock then reads t_s + step_s). SUMO's errors
         pass through.
 
-        Only positions are subscribed: they are what every tick needs, and each subscribed variable costs
-        SUMO and the Python conversion time for every vehicle every step. Speed, heading, road and route
+        With libsumo only positions are subscribed: they are what every tick needs, and each subscribed
+        variable costs SUMO and the Python conversion time for every vehicle every step. Speed and heading
         are read on demand, while this step is current (SUMO has not moved on, so they are its values).
+        Over TraCI a query is a socket round trip, so speed and angle are subscribed as well.
         """
         api = self._session.api
         tc = _traci_constants()
         api.simulationStep()
+        libsumo = self.backend == "libsumo"
+        variables = [tc.VAR_POSITION] if libsumo else [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ANGLE]
         for vid in api.simulation.getSubscriptionResults()[tc.VAR_DEPARTED_VEHICLES_IDS]:
-            api.vehicle.subscribe(vid, [tc.VAR_POSITION])
+            api.vehicle.subscribe(vid, variables)
         res = api.vehicle.getAllSubscriptionResults()
         self._last = res
         if len(self._routes) > 2 * len(res) + 64:
             self._routes = {v: r for v, r in self._routes.items() if v in res}
         # libsumo returns a std::map, sorted by id bytes (= Python's str order for UTF-8); TraCI returns
         # subscription order
-        if self.backend == "libsumo":
-            ids, rows = list(res), res.values()
-        else:
-            ids = sorted(res)
-            rows = (res[v] for v in ids)
+        ids = list(res) if libsumo else sorted(res)
+        rows = res.values() if libsumo else [res[v] for v in ids]
         n = len(ids)
         xy = np.fromiter(chain.from_iterable(map(itemgetter(tc.VAR_POSITION), rows)), dtype=float,
                          count=2 * n).reshape(n, 2)
         # a vehicle off the road (teleporting) has an invalid position, as SUMO's FCD output omits it
         on_road = xy[:, 0] != tc.INVALID_DOUBLE_VALUE
         if not on_road.all():
-            ids = [ids[i] for i in np.flatnonzero(on_road)]
-            xy = xy[on_road]
+            keep = np.flatnonzero(on_road)
+            ids, xy = [ids[i] for i in keep], xy[on_road]
+            if not libsumo:
+                rows = [rows[i] for i in keep]
         ids = tuple(ids)
-        return MobilitySnapshot(self.t_s, ids, xy, kinematics=self._kinematics_reader(ids))
+        if libsumo:
+            return MobilitySnapshot(self.t_s, ids, xy, kinematics=self._kinematics_reader(ids))
+        speed = np.fromiter(map(itemgetter(tc.VAR_SPEED), rows), dtype=float, count=len(ids))
+        angle_deg = np.fromiter(map(itemgetter(tc.VAR_ANGLE), rows), dtype=float, count=len(ids))
+        return MobilitySnapshot(self.t_s, ids, xy, speed, sumo_angle_to_heading_rad(angle_deg))
 
     def _kinematics_reader(self, ids: tuple[str, ...]):
         """Reads speed and heading of snapshot rows from SUMO, valid only until the next step."""
