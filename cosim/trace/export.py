@@ -96,5 +96,6 @@ def chrome_trace(trace: Trace) -> dict:
 
 def write_chrome_trace(trace: Trace, path: Path) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(chrome_trace(trace), fh, separators=(",", ":"))
+        # dumps, not dump: json.dump streams through the pure-Python encoder, dumps uses the C one (~5x)
+        fh.write(json.dumps(chrome_trace(trace), separators=(",", ":")))
     return path
