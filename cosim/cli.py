@@ -1,7 +1,9 @@
-"""`cosim run | validate`: the command line. User errors print one line each and exit 2."""
+"""`cosim run | sweep | validate | plot | scenario build`: the command line. User errors print one line
+each and exit 2."""
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -38,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--lanes", type=int, default=1, help="lanes per direction")
     grid.add_argument("--vehicles-per-hour", type=float, default=900.0, help="total insertion rate")
     grid.add_argument("--speed-mps", type=float, default=13.89)
+    sweep = sub.add_parser("sweep", help="run a scenario over a grid of settings; a run directory each and sweep.csv")
+    sweep.add_argument("scenario")
+    sweep.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2",
+                       help="a setting and its values, e.g. --vary protocol.dwell_predictor=kinematic,route "
+                            "or --vary 'seed=[1, 2, 3]' (repeatable: the grid is their product)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="a fixed override for every run (repeatable)")
+    sweep.add_argument("--out", help="sweep directory (default: runs/<name>-sweep)")
     plot = sub.add_parser("plot", help="plot a run directory into RUN_DIR/plots/")
     plot.add_argument("run_dir")
     val = sub.add_parser("validate", help="check scenario files; print every error")
@@ -53,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.cmd == "scenario":
             return _build(args)
+        if args.cmd == "sweep":
+            return _sweep(args)
         if args.cmd == "plot":
             from .plots import plot_run
 
@@ -95,6 +107,27 @@ def _build(args) -> int:
     vehicles = files.routes.read_text().count("<vehicle ")
     print(f"wrote {files.net}, {files.routes}, {files.sumocfg}: {vehicles} vehicles")
     return 0
+
+
+def _sweep(args) -> int:
+    from rich.console import Console
+
+    from .sweep import parse_vary, run_sweep
+
+    vary = parse_vary(args.vary)
+    out = Path(args.out) if args.out else Path("runs") / f"{load_scenario(args.scenario, args.overrides).name}-sweep"
+    console = Console(stderr=True)
+
+    def done(run, row, total) -> None:
+        acc = row.get("final_accuracy")
+        console.print(f"[{run.index + 1}/{total}] {run.run_dir.name}: {row['status']}"
+                      + (f", accuracy {acc:.3f}" if isinstance(acc, float) else ""), soft_wrap=True, markup=False)
+
+    path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done)
+    console.print(f"sweep table: {path}", soft_wrap=True, markup=False)
+    with open(path, newline="") as fh:
+        statuses = [row["status"] for row in csv.DictReader(fh)]
+    return 0 if all(s in ("completed", "duration-reached") for s in statuses) else 1
 
 
 def _run(args) -> int:

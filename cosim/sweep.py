@@ -1,0 +1,116 @@
+"""`cosim sweep`: one scenario over a grid of settings (and seeds), a run directory each, and sweep.csv.
+
+Every combination is validated before the first run starts, so a typo costs nothing. Runs go one after
+another, each byte-identical to the same `cosim run`. (Not in parallel: PyTorch already uses every core,
+and its results depend on its thread count, so sharing cores out would change them.)
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import ScenarioError, UserError, field_error
+from .scenario import load_scenario, safe_load
+
+SWEEP_FIELDS = ("status", "rounds_completed", "sim_time_s", "final_accuracy", "final_loss", "total_energy_j",
+                "total_bytes_up", "mean_round_latency_s", "dwell_predictions", "dwell_median_abs_error_s")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    index: int
+    overrides: tuple[str, ...]      # the varied settings, as --set strings
+    run_dir: Path
+
+
+def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
+    """`key=v1,v2,...` or `key=[v1, v2, ...]` (YAML) into (key, ["key=v1", ...]) per item."""
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise UserError(f"--vary {item!r}: expected key.path=value1,value2,... or key.path=[v1, v2]")
+        parsed = safe_load(raw) if raw.lstrip().startswith("[") else None
+        values = [json.dumps(v) for v in parsed] if isinstance(parsed, list) else [v.strip() for v in raw.split(",")]
+        if not values or any(v == "" for v in values):
+            raise UserError(field_error("--vary", key, raw, "a non-empty list of values"))
+        if key in [k for k, _ in out]:
+            raise UserError(field_error("--vary", key, raw, "each key varied once (list all its values there)"))
+        out.append((key, [f"{key}={v}" for v in values]))
+    return out
+
+
+def _label(overrides: tuple[str, ...]) -> str:
+    parts = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        parts.append(f"{key.split('.')[-1]}={re.sub(r'[^A-Za-z0-9._+-]+', '_', value).strip('_')}")
+    return "-".join(parts)[:80]
+
+
+def plan_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: Path) -> list[SweepRun]:
+    """The runs of the grid, in order (the last --vary changes fastest); raises one line per bad run."""
+    runs, errors = [], []
+    for i, combo in enumerate(itertools.product(*(values for _, values in vary))):
+        try:
+            load_scenario(scenario, base + list(combo))
+        except ScenarioError as err:
+            errors += [line for line in err.lines if line not in errors]
+        runs.append(SweepRun(i, tuple(combo), out_dir / f"{i:03d}-{_label(tuple(combo))}"))
+    if errors:
+        raise ScenarioError(errors)
+    return runs
+
+
+def _metrics(run_dir: Path) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with open(run_dir / "rounds.csv", newline="") as fh:
+        latencies = [float(r["latency_s"]) for r in csv.DictReader(fh)]
+    with open(run_dir / "dwell.csv", newline="") as fh:
+        dwell = list(csv.DictReader(fh))
+    errors = [abs(float(r["predicted_s"]) - float(r["realized_s"])) for r in dwell if r["censored"] == "False"]
+    errors = [e for e in errors if math.isfinite(e)]
+    return {**{k: summary.get(k) for k in SWEEP_FIELDS if k in summary},
+            "mean_round_latency_s": statistics.fmean(latencies) if latencies else None,
+            "dwell_predictions": len(dwell),
+            "dwell_median_abs_error_s": statistics.median(errors) if errors else None}
+
+
+def _run_one(scenario: str | Path, overrides: list[str], run_dir: Path) -> dict:
+    """One run; a crash becomes a row with status internal-error (the sweep goes on)."""
+    from .run import run_scenario
+
+    try:
+        run_scenario(load_scenario(scenario, overrides), run_dir)
+    except Exception as exc:            # noqa: BLE001 - one failed run must not stop the sweep
+        if not (run_dir / "summary.json").is_file():
+            return {"status": "internal-error", "detail": f"{type(exc).__name__}: {exc}"}
+    return _metrics(run_dir)
+
+
+def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: str | Path,
+              on_done: Optional[Callable[[SweepRun, dict, int], None]] = None) -> Path:
+    """Run every combination; write out_dir/<index>-<label>/ per run and out_dir/sweep.csv; return its path."""
+    out_dir = Path(out_dir)
+    runs = plan_sweep(scenario, vary, base, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for r in runs:
+        rows.append(_run_one(scenario, base + list(r.overrides), r.run_dir))
+        if on_done:
+            on_done(r, rows[-1], len(runs))
+    path = out_dir / "sweep.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["run", *(k for k, _ in vary), *SWEEP_FIELDS])
+        for r, row in zip(runs, rows):
+            w.writerow([r.run_dir.name, *(o.partition("=")[2] for o in r.overrides), *(row.get(f) for f in SWEEP_FIELDS)])
+    return path
