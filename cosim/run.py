@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from mobility.base import MobilitySource
+from mobility.errors import MobilityInputError
 
 from . import __version__
 from .dwell import DWELL_FIELDS, DwellBook, record_tracks
 from .build import build_radio, build_rsus, build_source
 from .compute import device_models
+from .errors import UserError
 from .protocols.common import ROUND_FIELDS
 from .protocols.fl import FedAvg
 from .protocols.sfl import SflV1, SflV2
@@ -77,6 +79,11 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
                            on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
     try:
         sim.run(proto.process())
+    except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
+        if sim.env.now > 0 or sim.trace.spans or proto.rounds:  # something ran: keep it; else no run dir
+            sim.status, sim.failure = "input-error", str(exc)
+            write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
+        raise
     except Exception as exc:            # a bug: keep what was recorded, say so, then let it surface
         sim.status, sim.failure = "internal-error", f"{type(exc).__name__}: {exc}"
         write_run(run_dir, sc, sim, proto.rounds, dwell.rows)

@@ -134,6 +134,19 @@ def test_malformed_net_is_one_line_naming_the_file(tmp_path, capsys):
     code = main(["run", str(tmp_path / "s.yaml"), "--quiet", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "bad.net.xml" in err
+    assert not (tmp_path / "o").exists()            # nothing ran: no run directory claiming a failed run
+
+
+def test_malformed_route_file_found_by_sumo_is_an_input_error_with_no_run_dir(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(REPO / "scenarios" / "highway", tmp_path / "hw")
+    (tmp_path / "hw" / "highway.rou.xml").write_text("<routes><vehicle")
+    config = str(tmp_path / "hw" / "highway.sumocfg")
+    code = main(["run", str(QUICK), "--set", f"mobility.sumo.config={config}", "--quiet", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "highway.rou.xml: malformed XML" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_fcd_replay_run_matches_live_run(tmp_path):
