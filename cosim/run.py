@@ -90,6 +90,10 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
         raise
     finally:
         source.close()
+    if sim.status == "duration-reached" and not proto.rounds and not sim.failure:
+        covered = len({i.actor for i in sim.trace.instants if i.kind == "coverage.enter"})
+        sim.failure = (f"no round completed in {sc.duration_s:g} s: {sim.world.appeared} vehicles appeared, "
+                       f"{covered} ever in an RSU's coverage")
     return write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
 
 

@@ -176,3 +176,10 @@ def test_traci_and_libsumo_runs_are_byte_identical(tmp_path):
         assert run_scenario(sc, tmp_path / backend).status == "completed"
     for name in ("spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv", "trace.json"):
         assert (tmp_path / "libsumo" / name).read_bytes() == (tmp_path / "traci" / name).read_bytes(), name
+
+
+def test_a_run_where_no_vehicle_meets_an_rsu_says_so(tmp_path):
+    sc = load_scenario(QUICK, ["duration_s=60", "rsus={positions_m: [[1.0e6, 0.0]]}"])
+    result = run_scenario(sc, tmp_path / "run")
+    assert result.status == "duration-reached" and not result.rounds
+    assert result.summary["detail"].endswith("vehicles appeared, 0 ever in an RSU's coverage")
