@@ -97,9 +97,17 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     return write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
 
 
+# what a run may write: cleared first when a run directory is reused, so no file of an older run lingers
+_OUTPUTS = ("manifest.json", "rounds.csv", "dwell.csv", "trace.json", "summary.json",
+            *(f"{t}.{ext}" for t in ("spans", "instants", "counters", "packets") for ext in ("parquet", "csv")),
+            "plots/rounds.png", "plots/dwell.png")
+
+
 def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict], dwell_rows: list) -> RunResult:
     """manifest.json, spans/instants/counters.parquet, rounds.csv, dwell.csv, trace.json, summary.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    for name in _OUTPUTS:
+        (run_dir / name).unlink(missing_ok=True)
     trace = sim.trace
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv",

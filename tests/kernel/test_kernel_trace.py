@@ -88,3 +88,15 @@ def test_plot_writes_png(two_runs, tmp_path):
     assert main(["plot", str(run)]) == 0
     png = (run / "plots" / "rounds.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_a_reused_run_directory_keeps_no_file_of_the_older_run(two_runs, tmp_path):
+    run = tmp_path / "reused"
+    assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(run), *QUICK,
+                 "--set", "output.trace_level=packets", "--set", "output.csv=true"]) == 0
+    assert main(["plot", str(run)]) == 0
+    (run / "notes.txt").write_text("mine")
+    assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(run), *QUICK]) == 0
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        [p.name for p in two_runs[0].iterdir()] + ["notes.txt", "plots"])
+    assert not any((run / "plots").iterdir())
