@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mobility.errors import MobilityInputError
 
-from .errors import SettingError, UserError, field_error
+from .errors import SettingError, UserError, field_error, writable_dir
 from .scenario import load_scenario
 
 
@@ -135,7 +135,7 @@ def _run(args) -> int:
     from .run import run_scenario
 
     sc = load_scenario(args.scenario, args.overrides)
-    run_dir = Path(args.out) if args.out else Path("runs") / f"{sc.name}-seed{sc.seed}"
+    run_dir = writable_dir(Path(args.out) if args.out else Path("runs") / f"{sc.name}-seed{sc.seed}", "cosim run")
     try:
         with RunProgress(sc.protocol.rounds, sc.duration_s, quiet=args.quiet) as progress:
             result = run_scenario(sc, run_dir, on_round=progress.update)

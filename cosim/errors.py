@@ -31,3 +31,12 @@ def field_error(source: str, field: str, value, expected: str) -> str:
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return f"{source}: {field} = {shown}: expected {expected}"
+
+
+def writable_dir(path, where: str, flag: str = "--out"):
+    """Create `path` (a pathlib.Path) and its parents; a UserError naming `flag` if that cannot be done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(field_error(where, flag, str(path), f"a folder it can write ({e.strerror})")) from None
+    return path

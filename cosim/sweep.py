@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import ScenarioError, UserError, field_error
+from .errors import ScenarioError, UserError, field_error, writable_dir
 from .scenario import load_scenario, safe_load
 
 SWEEP_FIELDS = ("status", "rounds_completed", "sim_time_s", "final_accuracy", "final_loss", "total_energy_j",
@@ -101,7 +101,7 @@ def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: lis
     """Run every combination; write out_dir/<index>-<label>/ per run and out_dir/sweep.csv; return its path."""
     out_dir = Path(out_dir)
     runs = plan_sweep(scenario, vary, base, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_dir(out_dir, "cosim sweep")
     rows = []
     for r in runs:
         rows.append(_run_one(scenario, base + list(r.overrides), r.run_dir))

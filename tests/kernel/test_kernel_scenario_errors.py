@@ -134,3 +134,12 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
 def test_shipped_scenarios_validate():
     for path in sorted((REPO / "scenarios").glob("*.yaml")):
         assert main(["validate", str(path)]) == 0, path
+
+
+@pytest.mark.parametrize("command", [["run"], ["sweep", "--vary", "seed=1,2"]])
+def test_an_out_folder_that_cannot_be_made_fails_before_running(tmp_path, capsys, command):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code = main([command[0], _write(tmp_path, GOOD), *command[1:], "--out", str(blocker / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "--out" in err and "a folder it can write" in err
