@@ -1,6 +1,8 @@
 """User-facing errors: one line naming the file, the field, the value and what was expected."""
 from __future__ import annotations
 
+import os
+
 
 class UserError(Exception):
     """An error in what the user gave us; the CLI prints str(err) on one line and exits 2."""
@@ -34,9 +36,13 @@ def field_error(source: str, field: str, value, expected: str) -> str:
 
 
 def writable_dir(path, where: str, flag: str = "--out"):
-    """Create `path` (a pathlib.Path) and its parents; a UserError naming `flag` if that cannot be done."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(field_error(where, flag, str(path), f"a folder it can write ({e.strerror})")) from None
+    """Check, without creating anything, that folder `path` (a pathlib.Path) can be made or written; a
+    UserError naming `flag` if a file is in the way or the nearest existing folder is not writable."""
+    for existing in (path, *path.absolute().parents):
+        if existing.exists():
+            problem = (f"{existing} is a file" if not existing.is_dir() else
+                       None if os.access(existing, os.W_OK | os.X_OK) else f"{existing} is not writable")
+            if problem:
+                raise UserError(field_error(where, flag, str(path), f"a folder it can write ({problem})"))
+            break
     return path
