@@ -121,7 +121,8 @@ def _sweep(args) -> int:
     def done(run, row, total) -> None:
         acc = row.get("final_accuracy")
         console.print(f"[{run.index + 1}/{total}] {run.run_dir.name}: {row['status']}"
-                      + (f", accuracy {acc:.3f}" if isinstance(acc, float) else ""), soft_wrap=True, markup=False)
+                      + (f", accuracy {acc:.3f}" if isinstance(acc, float) else "")
+                      + (f" ({row['detail']})" if row.get("detail") else ""), soft_wrap=True, markup=False)
 
     path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done)
     console.print(f"sweep table: {path}", soft_wrap=True, markup=False)

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from mobility.errors import MobilityInputError
+
 from .errors import ScenarioError, UserError, field_error, writable_dir
 from .scenario import load_scenario, safe_load
 
 SWEEP_FIELDS = ("status", "rounds_completed", "sim_time_s", "final_accuracy", "final_loss", "total_energy_j",
-                "total_bytes_up", "mean_round_latency_s", "dwell_predictions", "dwell_median_abs_error_s")
+                "total_bytes_up", "mean_round_latency_s", "dwell_predictions", "dwell_median_abs_error_s", "detail")
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def _run_one(scenario: str | Path, overrides: list[str], run_dir: Path) -> dict:
         run_scenario(load_scenario(scenario, overrides), run_dir)
     except Exception as exc:            # noqa: BLE001 - one failed run must not stop the sweep
         if not (run_dir / "summary.json").is_file():
-            return {"status": "internal-error", "detail": f"{type(exc).__name__}: {exc}"}
+            bad_input = isinstance(exc, (UserError, MobilityInputError))
+            return {"status": "input-error" if bad_input else "internal-error", "detail": str(exc)}
     return _metrics(run_dir)
 
 
@@ -107,6 +110,7 @@ def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: lis
         rows.append(_run_one(scenario, base + list(r.overrides), r.run_dir))
         if on_done:
             on_done(r, rows[-1], len(runs))
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sweep.csv"
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
