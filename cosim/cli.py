@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, MobilityInputError) as err:
         print(str(err), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (a run directory, if one was started, holds the trace so far)", file=sys.stderr)
+        return 130
 
 
 def _validate(args) -> int:

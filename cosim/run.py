@@ -84,6 +84,10 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
             sim.status, sim.failure = "input-error", str(exc)
             write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
         raise
+    except KeyboardInterrupt:           # Ctrl-C: keep what was recorded (spans still open are not in it)
+        sim.status, sim.failure = "interrupted", f"interrupted at t={sim.env.now:g} s"
+        write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
+        raise
     except Exception as exc:            # a bug: keep what was recorded, say so, then let it surface
         sim.status, sim.failure = "internal-error", f"{type(exc).__name__}: {exc}"
         write_run(run_dir, sc, sim, proto.rounds, dwell.rows)

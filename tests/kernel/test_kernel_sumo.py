@@ -183,3 +183,17 @@ def test_a_run_where_no_vehicle_meets_an_rsu_says_so(tmp_path):
     result = run_scenario(sc, tmp_path / "run")
     assert result.status == "duration-reached" and not result.rounds
     assert result.summary["detail"].endswith("vehicles appeared, 0 ever in an RSU's coverage")
+
+
+def test_ctrl_c_mid_run_writes_what_was_recorded(tmp_path):
+    sc = load_scenario(QUICK, SHORT)
+
+    def on_round(row, t_s):
+        if row["round"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(sc, tmp_path / "run", on_round=on_round)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["rounds_completed"] == 3   # rounds 0, 1, 2
+    assert pq.read_table(tmp_path / "run" / "spans.parquet").num_rows > 0
