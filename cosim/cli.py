@@ -14,7 +14,10 @@ from .scenario import load_scenario
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="cosim", description="Vehicular edge learning co-simulator")
+    p.add_argument("--version", action="version", version=f"cosim {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run a scenario and write its run directory")
     run.add_argument("scenario")

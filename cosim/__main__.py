@@ -1,0 +1,6 @@
+"""`python -m cosim ...`, the same as the `cosim` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
