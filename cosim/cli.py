@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="a fixed override for every run (repeatable)")
     sweep.add_argument("--out", help="sweep directory (default: runs/<name>-sweep)")
-    plot = sub.add_parser("plot", help="plot a run directory into RUN_DIR/plots/")
+    plot = sub.add_parser("plot", help="plot a run (or sweep) directory into its plots/ folder")
     plot.add_argument("run_dir")
     val = sub.add_parser("validate", help="check scenario files; print every error")
     val.add_argument("scenarios", nargs="+")
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "sweep":
             return _sweep(args)
         if args.cmd == "plot":
-            from .plots import plot_run
+            from .plots import plot
 
-            for path in plot_run(args.run_dir):
+            for path in plot(args.run_dir):
                 print(f"wrote {path}")
             return 0
         return _run(args)

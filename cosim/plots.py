@@ -1,5 +1,5 @@
 """Plots of a run directory (matplotlib, Agg): learning curve, measured vs predicted latency and energy,
-and predicted vs realized dwell times."""
+and predicted vs realized dwell times; of a sweep directory: every run's curves side by side."""
 from __future__ import annotations
 
 import csv
@@ -54,14 +54,63 @@ def _plot_dwell(plt, run_dir: Path, out: Path) -> list[Path]:
     return [path]
 
 
-def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write plots/rounds.png (accuracy, loss, latency, energy per round) and, when the run predicted
-    dwell times, plots/dwell.png (predicted vs realized, error CDF); returns the written paths."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot(path: str | Path) -> list[Path]:
+    """`cosim plot`: a sweep directory (it has sweep.csv) or a run directory."""
+    return plot_sweep(path) if (Path(path) / "sweep.csv").is_file() else plot_run(path)
+
+
+def plot_sweep(sweep_dir: str | Path) -> list[Path]:
+    """Write plots/sweep.png: accuracy and cumulative vehicle energy over simulated time, one line per run
+    of the sweep that completed rounds, labelled by its varied settings; and its final accuracy."""
+    sweep_dir = Path(sweep_dir)
+    with open(sweep_dir / "sweep.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        varied = reader.fieldnames[1:reader.fieldnames.index("status")]
+        runs = [(row, sweep_dir / row["run"]) for row in reader]
+    runs = [(row, d) for row, d in runs if (d / "rounds.csv").is_file() and row["rounds_completed"] not in ("", "0")]
+    if not runs:
+        raise UserError(f"{sweep_dir / 'sweep.csv'}: no run completed a round: expected at least one to plot")
+    plt = _pyplot()
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
+    labels = []
+    for row, run_dir in runs:
+        r = _read_rounds(run_dir)
+        label = ", ".join(f"{k.split('.')[-1]}={row[k]}" for k in varied)
+        labels.append(label)
+        ax[0].plot(r["t_end_s"], r["accuracy"], marker=".", label=label)
+        energy, total = [], 0.0
+        for e in r["energy_j"]:
+            total += e
+            energy.append(total)
+        ax[1].plot(r["t_end_s"], energy, label=label)
+    ax[0].set(xlabel="simulated time [s]", ylabel="test accuracy", title="learning curves")
+    ax[1].set(xlabel="simulated time [s]", ylabel="vehicle energy, cumulative [J]", title="energy")
+    ax[2].barh(range(len(runs)), [float(row["final_accuracy"]) for row, _ in runs])
+    ax[2].set_yticks(range(len(runs)), labels)
+    ax[2].invert_yaxis()
+    ax[2].set(xlabel="final test accuracy", title=f"{len(runs)} runs")
+    ax[0].legend(fontsize="small")
+    out = sweep_dir / "plots"
+    out.mkdir(exist_ok=True)
+    path = out / "sweep.png"
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return [path]
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Write plots/rounds.png (accuracy, loss, latency, energy per round) and, when the run predicted
+    dwell times, plots/dwell.png (predicted vs realized, error CDF); returns the written paths."""
+    plt = _pyplot()
     run_dir = Path(run_dir)
     r = _read_rounds(run_dir)
     out = run_dir / "plots"

@@ -41,6 +41,10 @@ def test_sweep_runs_the_grid_in_order_and_each_run_is_its_cosim_run(tmp_path, ca
     for name in ("spans.parquet", "instants.parquet", "rounds.csv", "dwell.csv"):
         assert (tmp_path / "sw" / rows[2]["run"] / name).read_bytes() == (tmp_path / "single" / name).read_bytes()
     assert "[4/4]" in capsys.readouterr().err
+    # cosim plot on the sweep directory draws every run
+    assert main(["plot", str(tmp_path / "sw")]) == 0
+    png = (tmp_path / "sw" / "plots" / "sweep.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
 def test_every_bad_combination_is_reported_before_anything_runs(tmp_path, capsys):
