@@ -162,10 +162,13 @@ class RadioState:
         return self.pools[key]
 
     # ---- inspection (tests, notebooks) --------------------------------------------------------------
-    def _row(self, vehicle_id: str) -> Optional[int]:
+    def _row_index(self) -> dict[str, int]:
         if self._index is None:
             self._index = dict(zip(self._ids, range(len(self._ids))))
-        return self._index.get(vehicle_id)
+        return self._index
+
+    def _row(self, vehicle_id: str) -> Optional[int]:
+        return self._row_index().get(vehicle_id)
 
     @property
     def los(self) -> dict[str, np.ndarray]:
@@ -187,8 +190,7 @@ class RadioState:
         n = len(ids)
         prev_rows = prev[1] if prev is not None and prev[0] is self._ids else None
         if prev_rows is None:
-            self._row("")                                           # builds the index
-            prev_rows = np.fromiter(map(self._index.get, ids, repeat(-1)), dtype=int, count=n)
+            prev_rows = np.fromiter(map(self._row_index().get, ids, repeat(-1)), dtype=int, count=n)
         has = prev_rows >= 0
         src = prev_rows[has]
         los = np.full((n, self.n_rsus), _UNDRAWN, dtype=np.int8)
