@@ -185,6 +185,14 @@ _SCENARIO_MODEL_PARAMS = {name: sorted(set(m.params) - {"h0", "gamma", "los", "b
                           for name, m in MODELS.items()}
 
 
+def _only_known(value: dict, allowed, what: str, model) -> dict:
+    """`value` if its keys are among `allowed` (the `what` of `model`), else a ValueError naming the rest."""
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ValueError(f"{what} of model {model!r} among {list(allowed)} (unknown: {unknown})")
+    return value
+
+
 class ChannelConfig(_Frozen):
     model: Literal[_MODEL_NAMES] = "seed"     # any of channel.models.MODELS
     model_params: dict[str, float] = {}       # extra parameters of the model, e.g. bs_height_m
@@ -214,11 +222,7 @@ class ChannelConfig(_Frozen):
     @classmethod
     def _model_params(cls, value, info):
         model = info.data.get("model")
-        allowed = _SCENARIO_MODEL_PARAMS.get(model, [])
-        unknown = sorted(set(value) - set(allowed))
-        if unknown:
-            raise ValueError(f"parameters of model {model!r} among {allowed} (unknown: {unknown})")
-        return value
+        return _only_known(value, _SCENARIO_MODEL_PARAMS.get(model, []), "parameters", model)
 
     @field_validator("shadowing")
     @classmethod
@@ -329,11 +333,7 @@ class LearningConfig(_Frozen):
     @classmethod
     def _arch_keys(cls, value, info):
         model = info.data.get("model")
-        allowed = MODEL_ARCH.get(model, ())
-        unknown = sorted(set(value) - set(allowed))
-        if unknown:
-            raise ValueError(f"knobs of model {model!r} among {list(allowed)} (unknown: {unknown})")
-        return value
+        return _only_known(value, MODEL_ARCH.get(model, ()), "knobs", model)
 
     @field_validator("data_dir")
     @classmethod
