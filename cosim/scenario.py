@@ -189,7 +189,8 @@ def _only_known(value: dict, allowed, what: str, model) -> dict:
     """`value` if its keys are among `allowed` (the `what` of `model`), else a ValueError naming the rest."""
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise ValueError(f"{what} of model {model!r} among {list(allowed)} (unknown: {unknown})")
+        among = f"among {list(allowed)}" if allowed else "(it has none)"
+        raise ValueError(f"{what} of model {model!r} {among}; unknown: {unknown}")
     return value
 
 
