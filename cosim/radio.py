@@ -55,6 +55,7 @@ class RadioParams:
     rate_mode: str = "shannon"                # shannon | mcs
     target_ber: float = 5e-5
     errors: PacketErrors = NO_ERRORS          # PER, ARQ limit, per-packet fading
+    on_arq_limit: str = "abort"               # abort | resend (the rest, as a new transfer)
     interference: bool = False
     interference_activity: float = 1.0
     vehicle_tx_power_w: float = 0.2

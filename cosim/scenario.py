@@ -216,6 +216,9 @@ class ChannelConfig(_Frozen):
     fading: FadingConfig = FadingConfig()
     per: PerConfig = PerConfig()
     max_retransmissions: Annotated[int, Field(ge=0)] = 3   # ARQ limit: a packet gets 1 + this many attempts
+    # a packet that fails them all: abort the transfer ('arq-limit'), or resend it and the rest as a new
+    # transfer (a higher layer's retransmission, e.g. RLC AM or TCP), traced as a span of its own
+    on_arq_limit: Literal["abort", "resend"] = "abort"
     interference: InterferenceConfig = InterferenceConfig()
     work_conserving: bool = False             # a finished transfer's band goes to the others at its RSU
 

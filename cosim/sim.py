@@ -175,7 +175,9 @@ class Simulation:
 
         Records a tx span for the radio leg and, when the scenario has a backhaul, a 'tx.backhaul' span
         (actor: the RSU) for the wired leg: after the radio leg for 'ul', before it for 'dl'. The outcome is
-        the radio leg's, with times from the first leg's start to the last leg's end.
+        the radio leg's, with times from the first leg's start to the last leg's end. With
+        `channel.on_arq_limit: resend`, a radio leg that loses a packet is recorded with status 'resent'
+        (cause 'arq-limit') and the rest goes as a new leg, back to back; the outcome sums them.
         """
         radio = self.world.radio_state
         params = radio.params
@@ -185,6 +187,24 @@ class Simulation:
             status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)
             if status != "ok":
                 return TransferOutcome(status, cause, t0, self.env.now, int(nbytes), 0, 0, 0, 0.0, 0.0)
+        out = yield from self._radio_leg(round_, veh, link, direction, payload, nbytes)
+        while out.cause == "arq-limit" and params.on_arq_limit == "resend":   # a higher layer resends the rest
+            rest = yield from self._radio_leg(round_, veh, link, direction, payload, nbytes - out.bytes_delivered)
+            out = replace(rest, t_start_s=out.t_start_s, bytes_total=out.bytes_total,
+                          bytes_delivered=out.bytes_delivered + rest.bytes_delivered,
+                          packets_delivered=out.packets_delivered + rest.packets_delivered,
+                          retransmissions=out.retransmissions + rest.retransmissions,
+                          energy_j=out.energy_j + rest.energy_j, airtime_s=out.airtime_s + rest.airtime_s)
+        if direction == "ul" and out.ok and params.backhaul is not None:
+            status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)
+            out = replace(out, status=status, cause=cause, t_end_s=self.env.now)
+        return replace(out, t_start_s=t0) if out.t_start_s != t0 else out
+
+    def _radio_leg(self, round_: int, veh: Vehicle, link: "RadioLink", direction: str, payload: str,
+                   nbytes: int) -> Generator:
+        """One per-packet transfer over the vehicle's radio link, recorded as a tx span; its outcome."""
+        radio = self.world.radio_state
+        params = radio.params
         sink = None
         if self.trace.wants_packets:
             span_index = len(self.trace.spans)
@@ -206,13 +226,11 @@ class Simulation:
                                           self.transfer_mode, sink, params.errors, rng)
             finally:
                 link.leave()
+        resent = out.cause == "arq-limit" and params.on_arq_limit == "resend"    # the caller sends the rest
         self.trace.span(out.t_start_s, out.t_end_s, round_, veh.id, f"tx.{direction}", payload, out.bytes_delivered,
                         out.packets_delivered, out.retransmissions, out.energy_j if direction == "ul" else 0.0,
-                        out.status, out.cause)
-        if direction == "ul" and out.ok and params.backhaul is not None:
-            status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)
-            out = replace(out, status=status, cause=cause, t_end_s=self.env.now)
-        return replace(out, t_start_s=t0) if out.t_start_s != t0 else out
+                        "resent" if resent else out.status, out.cause)
+        return out
 
     def _backhaul(self, round_: int, rsu: int, payload: str, nbytes: int) -> Generator:
         """The wired leg between RSU `rsu` and the server; records a 'tx.backhaul' span; (status, cause)."""

@@ -15,7 +15,7 @@ class Span(NamedTuple):
     packets: int
     retransmissions: int
     energy_j: float
-    status: str        # ok | aborted | dropped
+    status: str        # ok | aborted | dropped | resent (a radio leg lost a packet; the rest went anew)
     cause: str         # '' when ok; coverage-lost, vehicle-left, deadline, handover, ...
 
 

@@ -107,3 +107,28 @@ def test_simulation_follows_simpy_ticks_when_the_source_clock_is_k_times_step():
     # Assert: many ticks crossed, both modes agree
     assert outs["batched"].ok and outs["batched"].t_end_s > 5.0
     assert outs["batched"].t_end_s == outs["explicit"].t_end_s
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_resend_after_the_arq_limit_delivers_everything_as_spans_of_their_own(mode):
+    # Prepare: BPSK at SNR 9.5 loses about a third of 1500-byte packets; with no retransmission a
+    # 200 kB upload loses a packet almost surely (abort), unless a higher layer resends the rest
+    gain = seed_gain_linear(100.0, free_space_gain_at_1m(5.9e9), 2.5)
+    power_w = 9.5 * float(noise_power_w(1e5)) / gain
+    outs = {}
+    for policy in ("abort", "resend"):
+        scenario = {**RSUS, "channel": {"per": {"model": "bpsk"}, "max_retransmissions": 0, "on_arq_limit": policy}}
+        sim = make_sim(_frames([{"v0": 100.0}]), scenario, mode=mode)
+        (outs[policy],) = run_transfers(sim, [(0.0, "v0", "ul", 200_000, power_w, 1e5)])
+        spans = [s for s in sim.trace.spans if s.kind == "tx.ul"]
+        packets = sim.trace.packets
+    aborted, resent = outs["abort"], outs["resend"]
+    # Assert: abort stops at the first lost packet; resend goes on, one span per attempt at the rest
+    assert (aborted.status, aborted.cause) == ("aborted", "arq-limit") and aborted.bytes_delivered < 200_000
+    assert resent.ok and resent.bytes_delivered == 200_000 and resent.t_start_s == 0.0
+    assert len(spans) > 1 and spans[-1].status == "ok"
+    assert all((s.status, s.cause) == ("resent", "arq-limit") for s in spans[:-1])
+    assert sum(s.bytes for s in spans) == 200_000 == sum(p[4] for p in packets)
+    assert [s.t_start_s for s in spans[1:]] == [s.t_end_s for s in spans[:-1]]      # back to back
+    assert resent.energy_j == pytest.approx(sum(s.energy_j for s in spans), rel=1e-12)
+    assert resent.t_end_s == spans[-1].t_end_s
