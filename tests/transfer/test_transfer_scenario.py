@@ -26,7 +26,7 @@ def test_every_key_parses_and_reaches_the_radio():
     sc = validate_tree({"name": "t", "channel": {
         "model": "tr38901_umi", "model_params": {"bs_height_m": 12.0},
         "shadowing": {"enabled": True}, "fading": {"kind": "rician", "k_factor": 3.0},
-        "rate_mode": "mcs", "per": {"model": "waterfall"}, "max_retransmissions": 5,
+        "rate_mode": "mcs", "per": {"model": "waterfall"}, "max_retransmissions": 5, "on_arq_limit": "resend",
         "vehicle_antenna_gain_dbi": 3.0, "rsu_antenna_gain_dbi": 8.0,
         "interference": {"enabled": True, "activity": 0.3}, "work_conserving": True},
         "backhaul": {"enabled": True, "links": [{"a": "rsu0", "b": "agg"}, {"a": "rsu1", "b": "agg"},
@@ -36,7 +36,7 @@ def test_every_key_parses_and_reaches_the_radio():
     assert (r.model, r.model_params, r.antenna_gain_db, r.rate_mode) == ("tr38901_umi", (("bs_height_m", 12.0),),
                                                                           11.0, "mcs")
     assert (r.errors.per_model, r.errors.max_retransmissions, r.errors.fading, r.errors.k_factor) == \
-        ("waterfall", 5, "rician", 3.0)
+        ("waterfall", 5, "rician", 3.0) and r.on_arq_limit == "resend"
     assert r.interference and r.interference_activity == 0.3 and r.work_conserving
     assert r.backhaul.latency_s("rsu1") == pytest.approx(0.006) and r.backhaul.hops("rsu1") == 2
 
