@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="a fixed override for every run (repeatable)")
     sweep.add_argument("--out", help="sweep directory (default: runs/<name>-sweep)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="keep run directories that already hold their run, finished (same scenario, same cosim)")
     plot = sub.add_parser("plot", help="plot a run (or sweep) directory into its plots/ folder")
     plot.add_argument("run_dir")
     val = sub.add_parser("validate", help="check scenario files; print every error")
@@ -127,10 +129,11 @@ def _sweep(args) -> int:
     def done(run, row, total) -> None:
         acc = row.get("final_accuracy")
         console.print(f"[{run.index + 1}/{total}] {run.run_dir.name}: {row['status']}"
+                      + (" (kept from before)" if row.get("kept") else "")
                       + (f", accuracy {acc:.3f}" if isinstance(acc, float) else "")
                       + (f" ({row['detail']})" if row.get("detail") else ""), soft_wrap=True, markup=False)
 
-    path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done)
+    path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done, resume=args.resume)
     console.print(f"sweep table: {path}", soft_wrap=True, markup=False)
     with open(path, newline="") as fh:
         statuses = [row["status"] for row in csv.DictReader(fh)]

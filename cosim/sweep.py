@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from mobility.errors import MobilityInputError
 
 from .errors import ScenarioError, UserError, field_error, writable_dir
-from .scenario import load_scenario, safe_load
+from .scenario import Scenario, load_scenario, safe_load, to_dict
 
 SWEEP_FIELDS = ("status", "rounds_completed", "sim_time_s", "final_accuracy", "final_loss", "total_energy_j",
                 "total_bytes_up", "mean_round_latency_s", "dwell_predictions", "dwell_median_abs_error_s", "detail")
@@ -30,6 +30,7 @@ class SweepRun:
     index: int
     overrides: tuple[str, ...]      # the varied settings, as --set strings
     run_dir: Path
+    scenario: Scenario              # as resolved with them
 
 
 def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -63,10 +64,11 @@ def plan_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: li
     runs, errors = [], []
     for i, combo in enumerate(itertools.product(*(values for _, values in vary))):
         try:
-            load_scenario(scenario, base + list(combo))
+            sc = load_scenario(scenario, base + list(combo))
         except ScenarioError as err:
             errors += [line for line in err.lines if line not in errors]
-        runs.append(SweepRun(i, tuple(combo), out_dir / f"{i:03d}-{_label(tuple(combo))}"))
+            continue
+        runs.append(SweepRun(i, tuple(combo), out_dir / f"{i:03d}-{_label(tuple(combo))}", sc))
     if errors:
         raise ScenarioError(errors)
     return runs
@@ -86,12 +88,26 @@ def _metrics(run_dir: Path) -> dict:
             "dwell_median_abs_error_s": statistics.median(errors) if errors else None}
 
 
-def _run_one(scenario: str | Path, overrides: list[str], run_dir: Path) -> dict:
+def _already_done(run: SweepRun) -> bool:
+    """The run directory holds a finished run of this very scenario by this version of cosim."""
+    from . import __version__
+
+    try:
+        manifest = json.loads((run.run_dir / "manifest.json").read_text())
+        summary = json.loads((run.run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (manifest.get("scenario") == to_dict(run.scenario) and manifest["versions"]["cosim"] == __version__
+            and summary.get("status") in ("completed", "duration-reached", "mobility-failed"))
+
+
+def _run_one(run: SweepRun) -> dict:
     """One run; a crash becomes a row with status internal-error (the sweep goes on)."""
     from .run import run_scenario
 
+    run_dir = run.run_dir
     try:
-        run_scenario(load_scenario(scenario, overrides), run_dir)
+        run_scenario(run.scenario, run_dir)
     except Exception as exc:            # noqa: BLE001 - one failed run must not stop the sweep
         if not (run_dir / "summary.json").is_file():
             bad_input = isinstance(exc, (UserError, MobilityInputError))
@@ -100,14 +116,16 @@ def _run_one(scenario: str | Path, overrides: list[str], run_dir: Path) -> dict:
 
 
 def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: str | Path,
-              on_done: Optional[Callable[[SweepRun, dict, int], None]] = None) -> Path:
-    """Run every combination; write out_dir/<index>-<label>/ per run and out_dir/sweep.csv; return its path."""
+              on_done: Optional[Callable[[SweepRun, dict, int], None]] = None, resume: bool = False) -> Path:
+    """Run every combination; write out_dir/<index>-<label>/ per run and out_dir/sweep.csv; return its path.
+    With `resume`, a run directory that already holds this run, finished, is kept instead of run again."""
     out_dir = Path(out_dir)
     runs = plan_sweep(scenario, vary, base, out_dir)
     writable_dir(out_dir, "cosim sweep")
     rows = []
     for r in runs:
-        rows.append(_run_one(scenario, base + list(r.overrides), r.run_dir))
+        kept = resume and _already_done(r)
+        rows.append({**_metrics(r.run_dir), "kept": True} if kept else _run_one(r))
         if on_done:
             on_done(r, rows[-1], len(runs))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -65,3 +65,21 @@ def test_vary_syntax():
             assert type(err).__name__ == "UserError" and "\n" not in str(err)
         else:
             raise AssertionError(bad)
+
+
+def test_resume_keeps_finished_runs_and_redoes_the_rest(tmp_path, capsys):
+    sc = _scenario(tmp_path)
+    args = ["sweep", sc, "--vary", "seed=1,2", "--set", "protocol.rounds=2", "--out", str(tmp_path / "sw")]
+    assert main(args) == 0
+    first = (tmp_path / "sw" / "sweep.csv").read_bytes()
+    (tmp_path / "sw" / "001-seed=2" / "summary.json").unlink()          # as if interrupted
+    stamp = (tmp_path / "sw" / "000-seed=1" / "spans.parquet").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "000-seed=1: completed (kept from before)" in err and "001-seed=2: completed," in err
+    assert (tmp_path / "sw" / "000-seed=1" / "spans.parquet").stat().st_mtime_ns == stamp
+    assert (tmp_path / "sw" / "sweep.csv").read_bytes() == first
+    # another setting is another run: nothing is kept
+    assert main([*args[:-2], "--set", "learning.lr=0.1", "--out", str(tmp_path / "sw"), "--resume"]) == 0
+    assert "kept" not in capsys.readouterr().err
