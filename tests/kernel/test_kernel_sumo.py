@@ -197,3 +197,20 @@ def test_ctrl_c_mid_run_writes_what_was_recorded(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["rounds_completed"] == 3   # rounds 0, 1, 2
     assert pq.read_table(tmp_path / "run" / "spans.parquet").num_rows > 0
+
+
+def test_a_vehicle_back_from_a_teleport_keeps_its_client(tmp_path):
+    from tests.mobility.sumo_testnets import teleport_net
+
+    net, rou = teleport_net(tmp_path)
+    tree = {"name": "jam", "seed": 1, "duration_s": 45,
+            "mobility": {"source": "sumo", "sumo": {"net": str(net), "routes": [str(rou)],
+                                                    "extra_args": ["--time-to-teleport", "5"]}},
+            "rsus": {"positions_m": [[250.0, 0.0]], "coverage_radius_m": 1000.0},
+            "learning": {"num_clients": 5},
+            "protocol": {"rounds": 1000, "selection": "all", "round_deadline_s": 5}}
+    run_scenario(validate_tree(tree, "jam.yaml"), tmp_path / "run")
+    instants = pq.read_table(tmp_path / "run" / "instants.parquet").to_pylist()
+    v0 = [(i["t_s"], i["kind"], i["detail"]) for i in instants if i["actor"] == "v0" and i["kind"].startswith("vehicle")]
+    assert [k for _, k, _ in v0] == ["vehicle.enter", "vehicle.leave", "vehicle.enter"]
+    assert v0[0][2] == v0[2][2] and v0[1][0] == 17.0 and 30.0 < v0[2][0] < 35.0     # the same client=...

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sumo_testnets import CONSTANT_CAR, SPEED_MPS, netconvert
+from sumo_testnets import SPEED_MPS, teleport_net
 
 from mobility.base import MobilityError
 from mobility.fcd import FcdReplay
@@ -60,37 +60,24 @@ def test_speed_and_heading_are_read_on_demand_while_the_step_is_current(live, tw
     np.testing.assert_allclose(kept.velocity_mps([1]), kept.velocity_mps()[[1]])
 
 
-def test_a_teleporting_vehicle_leaves_the_snapshot(live, tmp_path):
-    # Prepare: v0 stops behind a parked car; the next edge is filled by a 198 m vehicle, so after the
-    # 5 s jam threshold SUMO teleports v0, which then waits off the road for space that never comes
+def test_a_teleporting_vehicle_leaves_the_snapshot_and_comes_back(live, tmp_path):
+    # Prepare: v0 is teleported at t = 17 s and put back on the road at about t = 32 s (teleport_net)
     import libsumo
 
-    net = netconvert(tmp_path, "jam", '<node id="a" x="0" y="0"/><node id="b" x="300" y="0"/>'
-                     '<node id="c" x="500" y="0"/><node id="d" x="900" y="0"/>',
-                     f'<edge id="e1" from="a" to="b" numLanes="1" speed="{SPEED_MPS}"/>'
-                     '<edge id="e2" from="b" to="c" numLanes="1" speed="10"/>'
-                     f'<edge id="e3" from="c" to="d" numLanes="1" speed="{SPEED_MPS}"/>')
-    rou = tmp_path / "jam.rou.xml"
-    rou.write_text(f'<routes>{CONSTANT_CAR}<vType id="long" length="198" sigma="0"/>'
-                   '<vehicle id="wall" type="long" depart="0" departPos="last"><route edges="e2 e3"/>'
-                   '<stop lane="e2_0" endPos="199" duration="500"/></vehicle>'
-                   '<vehicle id="parked" type="const" depart="0"><route edges="e1 e2 e3"/>'
-                   '<stop lane="e1_0" endPos="200" duration="500"/></vehicle>'
-                   '<vehicle id="v0" type="const" depart="1" departSpeed="max"><route edges="e1 e2 e3"/></vehicle>'
-                   '</routes>')
+    net, rou = teleport_net(tmp_path)
     src = live(1.0, net_file=net, route_files=[rou], extra_args=["--time-to-teleport", "5"],
                fcd_output=tmp_path / "jam.fcd.xml")
     # Execute
     seen = []
-    for k in range(30):
+    for k in range(45):
         snap = src.start() if k == 0 else src.step()
         seen.append(("v0" in snap.ids, "v0" in libsumo.vehicle.getTeleportingIDList()))
     src.close()
-    # Assert: present while on the road, absent (though still in SUMO) while teleporting, as in the FCD
-    assert seen[5] == (True, False) and seen[-1] == (False, True)
+    # Assert: present on the road, absent (though still in SUMO) while teleporting, back after, as in the FCD
+    assert seen[10] == (True, False) and seen[20] == (False, True) and seen[40] == (True, False)
     assert all(present != teleporting for present, teleporting in seen[1:])
     with FcdReplay(tmp_path / "jam.fcd.xml", 1.0) as replay:
-        replayed = [replay.start()] + [replay.step() for _ in range(29)]
+        replayed = [replay.start()] + [replay.step() for _ in range(44)]
     assert [("v0" in s.ids) for s in replayed] == [p for p, _ in seen]
 
 
