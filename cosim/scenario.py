@@ -357,7 +357,9 @@ class ProtocolConfig(_Frozen):
     rounds: PosInt = 20
     vehicles_per_round: PosInt = 10
     round_deadline_s: PosFloat = 30.0
-    selection: Literal["random", "all", "dwell"] = "random"
+    # dwell: the k longest predicted dwells >= min_dwell_s; dwell_fit: of those, the ones whose predicted
+    # round latency (the plan's) fits in their predicted dwell: the worst miss dropped, re-planned, until all fit
+    selection: Literal["random", "all", "dwell", "dwell_fit"] = "random"
     min_dwell_s: NonNegFloat = 0.0
     dwell_predictor: Literal["kinematic", "route", "oracle"] = "kinematic"
     start_s: NonNegFloat = 0.0                              # first round starts at or after this time

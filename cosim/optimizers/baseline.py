@@ -1,7 +1,7 @@
 """The baseline allocation: random, all or dwell-ranked selection, equal bandwidth, maximum power."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,20 +15,22 @@ class Plan:
     tx_power_w: dict[str, float]
     predicted_latency_s: float
     predicted_energy_j: float
+    latency_s: dict[str, float] = field(default_factory=dict)    # each vehicle's predicted round latency
 
 
 def select(ids: list[str], dwell_s: np.ndarray, k: int, rule: str, min_dwell_s: float,
            rng: np.random.Generator) -> list[str]:
-    """Selection rules: 'all'; 'random' k among covered; 'dwell' the k longest predicted dwells >= min."""
+    """Selection rules: 'all'; 'random' k among covered; 'dwell' (and 'dwell_fit', see `fit_to_dwell`)
+    the k longest predicted dwells >= min."""
     eligible = [i for i, d in enumerate(dwell_s) if d >= min_dwell_s]
     if rule == "all":
         chosen = eligible
     elif rule == "random":
         chosen = sorted(rng.choice(eligible, size=min(k, len(eligible)), replace=False).tolist()) if eligible else []
-    elif rule == "dwell":
+    elif rule in ("dwell", "dwell_fit"):
         chosen = sorted(sorted(eligible, key=lambda i: (-dwell_s[i], ids[i]))[:k])
     else:
-        raise ValueError(f"selection rule {rule!r}: expected all, random or dwell")
+        raise ValueError(f"selection rule {rule!r}: expected all, random, dwell or dwell_fit")
     return [ids[i] for i in chosen]
 
 
@@ -49,4 +51,20 @@ def plan_baseline(selected: list[str], rsu_of: dict[str, int], max_power_w: floa
     costs = [predict(v, shares[v], power[v]) for v in selected]
     latency = max((c[0] for c in costs), default=0.0)
     energy = float(sum(c[1] for c in costs))
-    return Plan(tuple(selected), shares, power, latency, energy)
+    return Plan(tuple(selected), shares, power, latency, energy, {v: c[0] for v, c in zip(selected, costs)})
+
+
+def fit_to_dwell(chosen: list[str], dwell_s: dict[str, float], plan_for) -> tuple[list[str], dict[str, float]]:
+    """Keep the vehicles whose predicted round latency fits in their predicted dwell (the seed papers'
+    mobility-aware selection, T_n <= t_hold): plan the set; while some vehicle would not finish in time,
+    drop the one that misses by the most and plan the rest again (their shares grow, latencies fall).
+    `plan_for(ids) -> Plan`; returns the kept ids and each dropped one's predicted latency when dropped."""
+    dropped: dict[str, float] = {}
+    while chosen:
+        latency = plan_for(chosen).latency_s
+        worst = min(chosen, key=lambda v: (dwell_s[v] - latency[v], v))
+        if latency[worst] <= dwell_s[worst]:
+            break
+        dropped[worst] = latency[worst]
+        chosen = [v for v in chosen if v != worst]
+    return chosen, dropped

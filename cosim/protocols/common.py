@@ -13,7 +13,7 @@ import simpy
 
 from ..compute import ServerModel
 from ..dwell import DwellBook
-from ..optimizers.baseline import Plan, plan_baseline, select
+from ..optimizers.baseline import Plan, fit_to_dwell, plan_baseline, select
 from ..scenario import ChannelConfig, ProtocolConfig
 from ..sim import Simulation
 from ..task import LearningTask
@@ -94,8 +94,14 @@ class RoundProtocol:
             t0, first_span = env.now, len(trace.spans)
             trace.instant(t0, r, "server", "round.start", "")
             ids = [v.id for v in covered]
-            chosen = select(ids, self.dwell.predict(r, covered), self.proto.vehicles_per_round,
-                            self.proto.selection, self.proto.min_dwell_s, sel_rng)
+            dwell_s = self.dwell.predict(r, covered)
+            chosen = select(ids, dwell_s, self.proto.vehicles_per_round, self.proto.selection,
+                            self.proto.min_dwell_s, sel_rng)
+            if self.proto.selection == "dwell_fit":
+                by_id = dict(zip(ids, dwell_s.tolist()))
+                chosen, late = fit_to_dwell(chosen, by_id, lambda c: self.make_plan(c, covered))
+                for vid, t_s in sorted(late.items()):
+                    trace.instant(t0, r, vid, "select.drop", f"predicted_latency_s={t_s:.6g} > dwell_s={by_id[vid]:.6g}")
             if not chosen:
                 trace.instant(t0, r, "server", "round.skip", "no vehicle met the selection rule")
                 yield env.timeout(world.step_s)

@@ -17,6 +17,7 @@ at a time, so each gets its RSU's whole band. The deadline stops the chain.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Generator, Iterator, Optional
@@ -236,11 +237,12 @@ class SplitLearning(SplitRounds):
 
     def make_plan(self, chosen: list[str], covered: list[Vehicle]) -> Plan:
         """Whole band for each (one vehicle on the air at a time), max power; the chain's latency and
-        energy are the sums over its vehicles."""
+        energy are the sums over its vehicles, and each vehicle's latency is when its turn ends."""
         world, power = self.sim.world, self.ch.vehicle_tx_power_w
         costs = [self.predict(world.vehicles[vid], 1.0, power) for vid in chosen]
+        ends = list(itertools.accumulate(c[0] for c in costs))
         return Plan(tuple(chosen), {v: 1.0 for v in chosen}, {v: power for v in chosen},
-                    float(sum(c[0] for c in costs)), float(sum(c[1] for c in costs)))
+                    float(sum(c[0] for c in costs)), float(sum(c[1] for c in costs)), dict(zip(chosen, ends)))
 
     def start_round(self, r: int, plan: Plan) -> list[simpy.Process]:
         self.forget_departed(self.client_momentum)

@@ -214,3 +214,22 @@ def test_a_vehicle_back_from_a_teleport_keeps_its_client(tmp_path):
     v0 = [(i["t_s"], i["kind"], i["detail"]) for i in instants if i["actor"] == "v0" and i["kind"].startswith("vehicle")]
     assert [k for _, k, _ in v0] == ["vehicle.enter", "vehicle.leave", "vehicle.enter"]
     assert v0[0][2] == v0[2][2] and v0[1][0] == 17.0 and 30.0 < v0[2][0] < 35.0     # the same client=...
+
+
+def test_dwell_fit_leaves_out_a_vehicle_that_would_leave_before_its_round_ends(tmp_path):
+    # b drives out of the disc at about t = 13.6 s; a round over this slow uplink lasts about 20 s
+    outcomes = {}
+    for rule in ("dwell", "dwell_fit"):
+        tree = {**SCRIPTED, "channel": {"uplink_bandwidth_hz": 1e4},
+                "protocol": {**SCRIPTED["protocol"], "rounds": 1, "selection": rule}}
+        run_scenario(validate_tree(tree, "dwell.yaml"), tmp_path / rule)
+        instants = pq.read_table(tmp_path / rule / "instants.parquet").to_pylist()
+        spans = pq.read_table(tmp_path / rule / "spans.parquet").to_pylist()
+        outcomes[rule] = ({i["actor"] for i in instants if i["kind"] == "select"},
+                          [i for i in instants if i["kind"] == "select.drop"],
+                          {s["actor"] for s in spans if s["status"] == "aborted"})
+    selected, dropped, aborted = outcomes["dwell"]
+    assert selected == {"a", "b", "c"} and not dropped and aborted == {"b"}
+    selected, dropped, aborted = outcomes["dwell_fit"]
+    assert selected == {"a", "c"} and not aborted
+    assert [d["actor"] for d in dropped] == ["b"] and "> dwell_s=13.57" in dropped[0]["detail"]

@@ -64,3 +64,19 @@ def test_a_source_that_does_not_sort_its_ids_is_caught():
     unsorted = MobilitySnapshot(1.0, ("b", "c", "a"), np.zeros((3, 2)), np.zeros(3), np.zeros(3))
     with pytest.raises(MobilityError, match="sorted order"):
         w.apply(unsorted)
+
+
+def test_fit_to_dwell_drops_the_worst_miss_and_replans_until_every_vehicle_fits():
+    from cosim.optimizers.baseline import Plan, fit_to_dwell
+
+    def plan_for(ids):          # one band shared equally: latency = 4 s x how many share it
+        return Plan(tuple(ids), {}, {}, 0.0, 0.0, {v: 4.0 * len(ids) for v in ids})
+
+    # three share: 12 s each; c misses by 7 s and goes; two share: 8 s, b misses by 2 s and goes
+    kept, late = fit_to_dwell(["a", "b", "c"], {"a": 20.0, "b": 6.0, "c": 5.0}, plan_for)
+    assert kept == ["a"] and late == {"c": 12.0, "b": 8.0}
+    # b misses by 3 s, c by 1 s: once b has gone, c (11 s) fits the 8 s of two
+    kept, late = fit_to_dwell(["a", "b", "c"], {"a": 20.0, "b": 9.0, "c": 11.0}, plan_for)
+    assert kept == ["a", "c"] and late == {"b": 12.0}
+    kept, late = fit_to_dwell(["a", "b"], {"a": 20.0, "b": 9.0}, plan_for)
+    assert kept == ["a", "b"] and late == {}
