@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import yaml
+
 from mobility.errors import MobilityInputError
 
 from .errors import ScenarioError, UserError, field_error, writable_dir
@@ -41,7 +43,10 @@ def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
         key = key.strip()
         if not sep or not key or not raw.strip():
             raise UserError(f"--vary {item!r}: expected key.path=value1,value2,... or key.path=[v1, v2]")
-        parsed = safe_load(raw) if raw.lstrip().startswith("[") else None
+        try:
+            parsed = safe_load(raw) if raw.lstrip().startswith("[") else None
+        except yaml.YAMLError:
+            raise UserError(field_error("--vary", key, raw, "a YAML list such as [1, 2, 3]")) from None
         values = [json.dumps(v) for v in parsed] if isinstance(parsed, list) else [v.strip() for v in raw.split(",")]
         if not values or any(v == "" for v in values):
             raise UserError(field_error("--vary", key, raw, "a non-empty list of values"))

@@ -58,7 +58,7 @@ def test_every_bad_combination_is_reported_before_anything_runs(tmp_path, capsys
 def test_vary_syntax():
     assert parse_vary(["a.b=1,x", "c=[[1, 2], 'p,q']"]) == [("a.b", ["a.b=1", "a.b=x"]),
                                                           ("c", ["c=[1, 2]", 'c="p,q"'])]
-    for bad in (["seed"], ["seed="], ["seed=1,,2"], ["seed=1", "seed=2"]):
+    for bad in (["seed"], ["seed="], ["seed=1,,2"], ["seed=1", "seed=2"], ["seed=[1, 2"], ["seed=[]"]):
         try:
             parse_vary(bad)
         except Exception as err:        # noqa: BLE001
