@@ -113,7 +113,11 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict], 
     for name in _OUTPUTS:
         (run_dir / name).unlink(missing_ok=True)
     trace = sim.trace
+    import torch
+
+    # PyTorch's float reductions depend on its thread count: identical outputs need the same count
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
+                "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv",
                           "trace.json",
                           "summary.json"]}
