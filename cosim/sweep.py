@@ -94,7 +94,10 @@ def _metrics(run_dir: Path) -> dict:
 
 
 def _already_done(run: SweepRun) -> bool:
-    """The run directory holds a finished run of this very scenario by this version of cosim."""
+    """The run directory holds a finished run of this very scenario by this version of cosim, with as many
+    PyTorch threads (its results depend on them)."""
+    import torch
+
     from . import __version__
 
     try:
@@ -103,6 +106,7 @@ def _already_done(run: SweepRun) -> bool:
     except (OSError, ValueError):
         return False
     return (manifest.get("scenario") == to_dict(run.scenario) and manifest["versions"]["cosim"] == __version__
+            and manifest.get("torch_threads") == torch.get_num_threads()
             and summary.get("status") in ("completed", "duration-reached", "mobility-failed"))
 
 
