@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="a fixed override for every run (repeatable)")
     sweep.add_argument("--out", help="sweep directory (default: runs/<name>-sweep)")
+    sweep.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (default 1)")
+    sweep.add_argument("--threads", type=int, help="PyTorch threads per run (default: all cores for one job, "
+                                                    "the cores shared out for more); results depend on it")
     sweep.add_argument("--resume", action="store_true",
                        help="keep run directories that already hold their run, finished (same scenario, same cosim)")
     plot = sub.add_parser("plot", help="plot a run (or sweep) directory into its plots/ folder")
@@ -123,17 +126,21 @@ def _sweep(args) -> int:
     from .sweep import parse_vary, run_sweep
 
     vary = parse_vary(args.vary)
+    for flag, value in (("--jobs", args.jobs), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise UserError(field_error("cosim sweep", flag, value, ">= 1"))
     out = Path(args.out) if args.out else Path("runs") / f"{load_scenario(args.scenario, args.overrides).name}-sweep"
     console = Console(stderr=True)
 
-    def done(run, row, total) -> None:
+    def done(run, row, finished, total) -> None:
         acc = row.get("final_accuracy")
-        console.print(f"[{run.index + 1}/{total}] {run.run_dir.name}: {row['status']}"
+        console.print(f"[{finished}/{total}] {run.run_dir.name}: {row['status']}"
                       + (" (kept from before)" if row.get("kept") else "")
                       + (f", accuracy {acc:.3f}" if isinstance(acc, float) else "")
                       + (f" ({row['detail']})" if row.get("detail") else ""), soft_wrap=True, markup=False)
 
-    path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done, resume=args.resume)
+    path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done, resume=args.resume,
+                     jobs=args.jobs, threads=args.threads)
     console.print(f"sweep table: {path}", soft_wrap=True, markup=False)
     with open(path, newline="") as fh:
         statuses = [row["status"] for row in csv.DictReader(fh)]

@@ -1,8 +1,10 @@
 """`cosim sweep`: one scenario over a grid of settings (and seeds), a run directory each, and sweep.csv.
 
 Every combination is validated before the first run starts, so a typo costs nothing. Runs go one after
-another, each byte-identical to the same `cosim run`. (Not in parallel: PyTorch already uses every core,
-and its results depend on its thread count, so sharing cores out would change them.)
+another, each byte-identical to the same `cosim run`; or `jobs` at a time in worker processes (libsumo
+allows one SUMO per process), each with `threads` PyTorch threads (default: the cores shared out).
+PyTorch's float reductions depend on its thread count, so a run is byte-identical to a `cosim run` with
+as many threads; every manifest records the count.
 """
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ import csv
 import itertools
 import json
 import math
+import os
 import re
 import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -110,13 +115,12 @@ def _already_done(run: SweepRun) -> bool:
             and summary.get("status") in ("completed", "duration-reached", "mobility-failed"))
 
 
-def _run_one(run: SweepRun) -> dict:
+def _run_one(sc: Scenario, run_dir: Path) -> dict:
     """One run; a crash becomes a row with status internal-error (the sweep goes on)."""
     from .run import run_scenario
 
-    run_dir = run.run_dir
     try:
-        run_scenario(run.scenario, run_dir)
+        run_scenario(sc, run_dir)
     except Exception as exc:            # noqa: BLE001 - one failed run must not stop the sweep
         if not (run_dir / "summary.json").is_file():
             bad_input = isinstance(exc, (UserError, MobilityInputError))
@@ -124,24 +128,69 @@ def _run_one(run: SweepRun) -> dict:
     return _metrics(run_dir)
 
 
+def _set_threads(threads: Optional[int]) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _run_in_worker(scenario: str, overrides: list[str], run_dir: str) -> dict:
+    """A worker process's run: the scenario is loaded again there (validated already)."""
+    return _run_one(load_scenario(scenario, overrides), Path(run_dir))
+
+
 def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: str | Path,
-              on_done: Optional[Callable[[SweepRun, dict, int], None]] = None, resume: bool = False) -> Path:
+              on_done: Optional[Callable[[SweepRun, dict, int, int], None]] = None, resume: bool = False,
+              jobs: int = 1, threads: Optional[int] = None) -> Path:
     """Run every combination; write out_dir/<index>-<label>/ per run and out_dir/sweep.csv; return its path.
-    With `resume`, a run directory that already holds this run, finished, is kept instead of run again."""
+    With `resume`, a run directory that already holds this run, finished, is kept instead of run again.
+    `jobs` > 1 runs that many at once in spawned processes; `threads` sets PyTorch's thread count per run
+    (default: this process's for one job, the cores shared out for more). `on_done(run, row, finished,
+    total)` is called as each run finishes."""
     out_dir = Path(out_dir)
     runs = plan_sweep(scenario, vary, base, out_dir)
     writable_dir(out_dir, "cosim sweep")
-    rows = []
-    for r in runs:
-        kept = resume and _already_done(r)
-        rows.append({**_metrics(r.run_dir), "kept": True} if kept else _run_one(r))
+    if threads is None and jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    rows: dict[int, dict] = {}
+
+    def finished(r: SweepRun, row: dict) -> None:
+        rows[r.index] = row
         if on_done:
-            on_done(r, rows[-1], len(runs))
+            on_done(r, row, len(rows), len(runs))
+
+    if jobs <= 1:
+        import torch
+
+        before = torch.get_num_threads()
+        _set_threads(threads)
+        try:
+            for r in runs:
+                kept = resume and _already_done(r)
+                finished(r, {**_metrics(r.run_dir), "kept": True} if kept else _run_one(r.scenario, r.run_dir))
+        finally:
+            torch.set_num_threads(before)
+    else:
+        _set_threads(threads)           # so that _already_done compares with the workers' count
+        todo = []
+        for r in runs:
+            if resume and _already_done(r):
+                finished(r, {**_metrics(r.run_dir), "kept": True})
+            else:
+                todo.append(r)
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_set_threads,
+                                 initargs=(threads,)) as pool:
+            futures = {pool.submit(_run_in_worker, str(scenario), base + list(r.overrides), str(r.run_dir)): r
+                       for r in todo}
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sweep.csv"
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["run", *(k for k, _ in vary), *SWEEP_FIELDS])
-        for r, row in zip(runs, rows):
+        for r in runs:
+            row = rows[r.index]
             w.writerow([r.run_dir.name, *(o.partition("=")[2] for o in r.overrides), *(row.get(f) for f in SWEEP_FIELDS)])
     return path

@@ -83,3 +83,15 @@ def test_resume_keeps_finished_runs_and_redoes_the_rest(tmp_path, capsys):
     # another setting is another run: nothing is kept
     assert main([*args[:-2], "--set", "learning.lr=0.1", "--out", str(tmp_path / "sw"), "--resume"]) == 0
     assert "kept" not in capsys.readouterr().err
+
+
+def test_parallel_jobs_write_what_serial_runs_write_with_as_many_threads(tmp_path, capsys):
+    sc = _scenario(tmp_path)
+    common = ["sweep", sc, "--vary", "seed=[1, 2, 3]", "--set", "protocol.rounds=4", "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*common, "--jobs", "2", "--out", str(tmp_path / "parallel")]) == 0
+    names = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    assert len(names) > 20
+    for name in names:
+        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), name
+    assert "[3/3]" in capsys.readouterr().err
