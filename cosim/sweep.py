@@ -15,7 +15,6 @@ import math
 import os
 import re
 import statistics
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -135,9 +134,10 @@ def _set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-def _run_in_worker(scenario: str, overrides: list[str], run_dir: str) -> dict:
+def _run_in_worker(task: tuple[int, str, list[str], str]) -> tuple[int, dict]:
     """A worker process's run: the scenario is loaded again there (validated already)."""
-    return _run_one(load_scenario(scenario, overrides), Path(run_dir))
+    index, scenario, overrides, run_dir = task
+    return index, _run_one(load_scenario(scenario, overrides), Path(run_dir))
 
 
 def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: str | Path,
@@ -179,12 +179,18 @@ def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: lis
                 finished(r, {**_metrics(r.run_dir), "kept": True})
             else:
                 todo.append(r)
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_set_threads,
-                                 initargs=(threads,)) as pool:
-            futures = {pool.submit(_run_in_worker, str(scenario), base + list(r.overrides), str(r.run_dir)): r
-                       for r in todo}
-            for fut in as_completed(futures):
-                finished(futures[fut], fut.result())
+        by_index = {r.index: r for r in todo}
+        tasks = [(r.index, str(scenario), base + list(r.overrides), str(r.run_dir)) for r in todo]
+        pool = get_context("spawn").Pool(jobs, initializer=_set_threads, initargs=(threads,))
+        try:
+            for index, row in pool.imap_unordered(_run_in_worker, tasks):
+                finished(by_index[index], row)
+        except BaseException:           # Ctrl-C or a failure here: stop the workers, not only this process
+            pool.terminate()
+            raise
+        finally:
+            pool.close()
+            pool.join()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sweep.csv"
     with open(path, "w", newline="") as fh:
