@@ -70,7 +70,8 @@ def plot(path: str | Path) -> list[Path]:
 
 def plot_sweep(sweep_dir: str | Path) -> list[Path]:
     """Write plots/sweep.png: accuracy and cumulative vehicle energy over simulated time, one line per run
-    of the sweep that completed rounds, labelled by its varied settings; and its final accuracy."""
+    of the sweep that completed rounds, labelled by its varied settings; its final accuracy, and its
+    median dwell-prediction error when there is one."""
     sweep_dir = Path(sweep_dir)
     with open(sweep_dir / "sweep.csv", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -80,7 +81,9 @@ def plot_sweep(sweep_dir: str | Path) -> list[Path]:
     if not runs:
         raise UserError(f"{sweep_dir / 'sweep.csv'}: no run completed a round: expected at least one to plot")
     plt = _pyplot()
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
+    dwell_err = [float(row["dwell_median_abs_error_s"] or "nan") for row, _ in runs]
+    panels = 4 if any(math.isfinite(e) for e in dwell_err) else 3
+    fig, ax = plt.subplots(1, panels, figsize=(5 * panels, 4.5), constrained_layout=True)
     labels = []
     for row, run_dir in runs:
         r = _read_rounds(run_dir)
@@ -98,6 +101,11 @@ def plot_sweep(sweep_dir: str | Path) -> list[Path]:
     ax[2].set_yticks(range(len(runs)), labels)
     ax[2].invert_yaxis()
     ax[2].set(xlabel="final test accuracy", title=f"{len(runs)} runs")
+    if panels == 4:
+        ax[3].barh(range(len(runs)), dwell_err)
+        ax[3].set_yticks(range(len(runs)), [])
+        ax[3].invert_yaxis()
+        ax[3].set(xlabel="median |predicted - realized| dwell [s]", title="dwell prediction error")
     ax[0].legend(fontsize="small")
     out = sweep_dir / "plots"
     out.mkdir(exist_ok=True)
