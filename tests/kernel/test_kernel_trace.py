@@ -100,3 +100,12 @@ def test_a_reused_run_directory_keeps_no_file_of_the_older_run(two_runs, tmp_pat
     assert sorted(p.name for p in run.iterdir()) == sorted(
         [p.name for p in two_runs[0].iterdir()] + ["notes.txt", "plots"])
     assert not any((run / "plots").iterdir())
+
+
+def test_the_version_in_manifests_is_the_package_version():
+    import re
+
+    import cosim
+
+    text = (REPO / "pyproject.toml").read_text()      # (tomllib is 3.11+; the project supports 3.10)
+    assert re.search(r'^version = "([^"]+)"', text, re.MULTILINE).group(1) == cosim.__version__
