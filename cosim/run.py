@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import torch
+
 from mobility.base import MobilitySource
 from mobility.errors import MobilityInputError
 
@@ -43,7 +45,6 @@ class RunResult:
 def _versions() -> dict:
     import numpy
     import simpy
-    import torch
 
     return {"cosim": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
             "simpy": simpy.__version__, "torch": torch.__version__}
@@ -113,8 +114,6 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict], 
     for name in _OUTPUTS:
         (run_dir / name).unlink(missing_ok=True)
     trace = sim.trace
-    import torch
-
     # PyTorch's float reductions depend on its thread count: identical outputs need the same count
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
                 "torch_threads": torch.get_num_threads(),
