@@ -1,5 +1,7 @@
-"""Mobility overhead: a SUMO highway with a few hundred concurrent vehicles and 10 RSUs for 300 simulated
-seconds, (a) by the SUMO binary alone and (b) through the co-simulator (libsumo in lock-step with the
+"""Mobility overhead: the co-simulator's SUMO coupling against the SUMO binary alone.
+
+A SUMO highway with a few hundred concurrent vehicles and 10 RSUs for 300 simulated seconds,
+(a) by the SUMO binary alone and (b) through the co-simulator (libsumo in lock-step with the
 SimPy clock, association with hysteresis, coverage events and per-tick channel evaluation for every
 vehicle), in one invocation. Last line: {"bench": "mobility", "value": <(b) / (a) wall time>, ...}.
 The channel is the seed papers' path loss by default; `--channel tr37885` evaluates TR 37.885 highway
