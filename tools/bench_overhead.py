@@ -1,5 +1,7 @@
-"""Co-simulator overhead: the same FedAvg training (a) through the co-simulator with mobility and
-channel on and (b) as a bare PyTorch loop doing the identical numeric work, in one invocation.
+"""Co-simulator overhead: co-simulated FedAvg against a bare PyTorch loop doing the same work.
+
+The same FedAvg training (a) through the co-simulator with mobility and channel on and (b) as a bare
+PyTorch loop doing the identical numeric work, in one invocation.
 
 The bare loop replays who trained and who was averaged in each co-simulated round, with the same
 seeds, so both end with the same model; the ratio of wall times is what the simulation costs.

@@ -1,6 +1,7 @@
-"""Split-learning overhead: SFL-V1 of ResNet-18 (a) through the co-simulator (mobility, channel, per-batch
-transfers, edge-server queue, trace) and (b) as a bare PyTorch loop doing the identical split training,
-in one invocation.
+"""Split-learning overhead: co-simulated SFL-V1 of ResNet-18 against a bare split-training loop.
+
+SFL-V1 of ResNet-18 (a) through the co-simulator (mobility, channel, per-batch transfers, edge-server
+queue, trace) and (b) as a bare PyTorch loop doing the identical split training, in one invocation.
 
 The bare loop replays, per co-simulated round, which vehicles trained and were averaged, with the same
 seeds, batches, per-vehicle momentum buffers and |D_n| weights, calling learning.split directly; both end
