@@ -246,8 +246,9 @@ class RadioState:
         return g
 
     def _los_states(self, dist_m, rsu_idx, covered, full, want: Optional[np.ndarray] = None) -> np.ndarray:
-        """(n, k) LOS states (1/0); links drawn when first needed and held while the vehicle is present.
-        `want` (n, k), if given, names the links needed instead of the associated (or all covered) ones."""
+        """(n, k) LOS states (1/0; -1 not drawn): links drawn when first needed and held while the vehicle
+        is present. `want` (n, k), if given, names the links needed instead of the associated (or all
+        covered) ones. Returns the held array itself: read it, do not write it."""
         los = self._los
         n = len(los)
         if not self._has_los:
@@ -263,7 +264,7 @@ class RadioState:
         need &= los == _UNDRAWN
         if need.any():
             los[need] = models.draw_los(self.params.model, dist_m[need], self.rng).astype(np.int8)
-        return los.copy()
+        return los                      # the held states themselves: callers only read them
 
     def _state_params(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shadowing sigma [dB] and decorrelation [m] per vehicle, from its link's LOS state."""

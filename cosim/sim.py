@@ -99,6 +99,11 @@ class RadioLink(Link):
         self._resume_s = sim.env.now + sim.handover_delay_s
 
 
+def _resent(out: TransferOutcome, params) -> bool:
+    """A leg that lost a packet to the ARQ limit, when the scenario has a higher layer resend the rest."""
+    return out.cause == "arq-limit" and params.on_arq_limit == "resend"
+
+
 class Simulation:
     def __init__(self, streams: RngStreams, source: MobilitySource, world_factory, trace: Trace, mtu_bytes: int,
                  transfer_mode: str, vehicle_cpu: CpuModel, duration_s: float, on_handover: str = "abort",
@@ -188,7 +193,7 @@ class Simulation:
             if status != "ok":
                 return TransferOutcome(status, cause, t0, self.env.now, int(nbytes), 0, 0, 0, 0.0, 0.0)
         out = yield from self._radio_leg(round_, veh, link, direction, payload, nbytes)
-        while out.cause == "arq-limit" and params.on_arq_limit == "resend":   # a higher layer resends the rest
+        while _resent(out, params):         # a higher layer resends the rest
             rest = yield from self._radio_leg(round_, veh, link, direction, payload, nbytes - out.bytes_delivered)
             out = replace(rest, t_start_s=out.t_start_s, bytes_total=out.bytes_total,
                           bytes_delivered=out.bytes_delivered + rest.bytes_delivered,
@@ -226,10 +231,9 @@ class Simulation:
                                           self.transfer_mode, sink, params.errors, rng)
             finally:
                 link.leave()
-        resent = out.cause == "arq-limit" and params.on_arq_limit == "resend"    # the caller sends the rest
         self.trace.span(out.t_start_s, out.t_end_s, round_, veh.id, f"tx.{direction}", payload, out.bytes_delivered,
                         out.packets_delivered, out.retransmissions, out.energy_j if direction == "ul" else 0.0,
-                        "resent" if resent else out.status, out.cause)
+                        "resent" if _resent(out, params) else out.status, out.cause)
         return out
 
     def _backhaul(self, round_: int, rsu: int, payload: str, nbytes: int) -> Generator:

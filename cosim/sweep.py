@@ -140,6 +140,24 @@ def _run_in_worker(task: tuple[int, str, list[str], str]) -> tuple[int, dict]:
     return index, _run_one(load_scenario(scenario, overrides), Path(run_dir))
 
 
+def _run_in_pool(todo: list[SweepRun], scenario: str, base: list[str], jobs: int, threads: Optional[int],
+                 finished: Callable[[SweepRun, dict], None]) -> None:
+    """The runs in `jobs` spawned worker processes, `finished` called as each ends; Ctrl-C (or any failure
+    here) terminates the workers too."""
+    by_index = {r.index: r for r in todo}
+    tasks = [(r.index, scenario, base + list(r.overrides), str(r.run_dir)) for r in todo]
+    pool = get_context("spawn").Pool(jobs, initializer=_set_threads, initargs=(threads,))
+    try:
+        for index, row in pool.imap_unordered(_run_in_worker, tasks):
+            finished(by_index[index], row)
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.close()
+        pool.join()
+
+
 def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: str | Path,
               on_done: Optional[Callable[[SweepRun, dict, int, int], None]] = None, resume: bool = False,
               jobs: int = 1, threads: Optional[int] = None) -> Path:
@@ -160,37 +178,24 @@ def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: lis
         if on_done:
             on_done(r, row, len(rows), len(runs))
 
-    if jobs <= 1:
-        import torch
+    import torch
 
-        before = torch.get_num_threads()
-        _set_threads(threads)
-        try:
-            for r in runs:
-                kept = resume and _already_done(r)
-                finished(r, {**_metrics(r.run_dir), "kept": True} if kept else _run_one(r.scenario, r.run_dir))
-        finally:
-            torch.set_num_threads(before)
-    else:
-        _set_threads(threads)           # so that _already_done compares with the workers' count
+    before = torch.get_num_threads()
+    _set_threads(threads)               # here too: _already_done compares with the runs' thread count
+    try:
         todo = []
         for r in runs:
             if resume and _already_done(r):
                 finished(r, {**_metrics(r.run_dir), "kept": True})
             else:
                 todo.append(r)
-        by_index = {r.index: r for r in todo}
-        tasks = [(r.index, str(scenario), base + list(r.overrides), str(r.run_dir)) for r in todo]
-        pool = get_context("spawn").Pool(jobs, initializer=_set_threads, initargs=(threads,))
-        try:
-            for index, row in pool.imap_unordered(_run_in_worker, tasks):
-                finished(by_index[index], row)
-        except BaseException:           # Ctrl-C or a failure here: stop the workers, not only this process
-            pool.terminate()
-            raise
-        finally:
-            pool.close()
-            pool.join()
+        if jobs <= 1:
+            for r in todo:
+                finished(r, _run_one(r.scenario, r.run_dir))
+        else:
+            _run_in_pool(todo, str(scenario), base, jobs, threads, finished)
+    finally:
+        torch.set_num_threads(before)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sweep.csv"
     with open(path, "w", newline="") as fh:

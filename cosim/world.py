@@ -123,7 +123,7 @@ class World:
             prev_rows = np.full(len(ids), -1, dtype=int)      # each vehicle's row in the last tick, -1 if new
             prev_rows[~is_new] = np.flatnonzero(kept_old)
             previous = np.full(len(ids), -1, dtype=int)
-            previous[~is_new] = self._rsu_idx[kept_old]
+            previous[~is_new] = self._rsu_idx[prev_rows[~is_new]]
             self._id_set = new_set
             prev = (old_ids, prev_rows)
         for vid in arrived:
