@@ -27,7 +27,6 @@ tick comes after the tick (mobility ticks are urgent events).
 """
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 from typing import Callable, Generator, Optional
@@ -35,9 +34,10 @@ from typing import Callable, Generator, Optional
 import numpy as np
 import simpy
 from scipy import special
-from simpy.events import NORMAL
 
 from channel.per import packet_error_rate
+
+from .clock import at
 
 MODES = ("batched", "explicit")
 
@@ -404,27 +404,8 @@ class _Progress:
                                self.next_packet, retx, float(power_w * self.airtime_s), float(self.airtime_s))
 
 
-class _At(simpy.Event):
-    """Like simpy.Timeout, but at the absolute time t_s: `now + (t_s - now)` is not always t_s in floating
-    point (and no delay may give it), and the transfer's clock must be SimPy's bit for bit."""
-
-    def __init__(self, env: simpy.Environment, t_s: float):
-        super().__init__(env)
-        self._ok, self._value = True, None
-        t_s = max(float(t_s), float(env.now))
-        # Environment.schedule() adds a delay to now; this is the same heap entry with the sum exact
-        heapq.heappush(env._queue, (t_s, NORMAL, next(env._eid), self))
-
-
-def _at(env: simpy.Environment, t_s: float) -> simpy.Event:
-    """An event at exactly t_s (now if t_s has passed)."""
-    if hasattr(env, "_queue") and hasattr(env, "_eid"):
-        return _At(env, t_s)
-    return env.timeout(max(t_s - env.now, 0.0))       # other Environment implementations
-
-
 def _until(env, t_s: float, changed: Optional[simpy.Event]):
-    ev = _at(env, t_s)
+    ev = at(env, t_s)
     return ev if changed is None else ev | changed
 
 
