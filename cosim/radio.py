@@ -16,15 +16,15 @@ probability `activity`, its power spread evenly over the band, so its density ad
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import repeat
 from typing import Optional
 
 import numpy as np
 import simpy
 
-from channel import models
+from channel import link, models
 from channel import seed as ch
-from channel.fading import ergodic_rate_bps
 from channel.rate import mcs_rate_bps
 from channel.shadowing import next_shadowing_db, shadowing_params
 
@@ -65,6 +65,12 @@ class RadioParams:
     work_conserving: bool = False
     backhaul: object = field(default=None, compare=False)               # cosim.backhaul.Backhaul or None
     streams: Optional[RngStreams] = field(default=None, compare=False)  # for the "channel" stream
+
+    @cached_property
+    def budget(self) -> link.LinkBudget:
+        """The settings a link's rate depends on besides gain, power and bandwidth."""
+        return link.LinkBudget(self.noise_dbm_per_hz, self.noise_figure_db, self.antenna_gain_db, self.rate_mode,
+                               self.target_ber, self.fading, self.fading_mode, self.k_factor)
 
     @property
     def ideal_seed(self) -> bool:
@@ -330,29 +336,28 @@ class RadioState:
         self._i_psd = i_psd
 
     # ---- SNR and rates -----------------------------------------------------------------------------
+    def interference_w_per_hz(self, vehicle_id: str, direction: Optional[str]) -> float:
+        """Interference density [W/Hz] on the vehicle's link ('ul' at its RSU, 'dl' at the vehicle); 0 when
+        off or no direction is given."""
+        if not direction or not self.params.interference:
+            return 0.0
+        row = self._row(vehicle_id)
+        return 0.0 if row is None else float(self._i_psd[row, 0 if direction == "ul" else 1])
+
+    def los_state(self, vehicle_id: str, rsu: int) -> int:
+        """The held LOS state of one link: 1 LOS, 0 not, -1 not drawn (or a model without LOS states)."""
+        row = self._row(vehicle_id) if self._has_los and rsu >= 0 else None
+        return -1 if row is None else int(self._los[row, rsu])
+
     def snr_linear(self, vehicle_id: str, gain_linear: float, tx_power_w: float, bandwidth_hz: float,
                    direction: Optional[str] = None) -> float:
         """(S)INR of a link; interference only when on and the direction ('ul'/'dl') is given."""
-        p = self.params
-        i_psd = 0.0
-        if direction and p.interference:
-            row = self._row(vehicle_id)
-            i_psd = 0.0 if row is None else float(self._i_psd[row, 0 if direction == "ul" else 1])
-        if i_psd == 0.0:
-            return float(ch.snr_linear(tx_power_w, gain_linear, bandwidth_hz, p.noise_dbm_per_hz, p.noise_figure_db,
-                                       p.antenna_gain_db))
-        rx_w = tx_power_w * gain_linear * 10.0 ** (p.antenna_gain_db / 10.0)
-        noise_w = float(ch.noise_power_w(bandwidth_hz, p.noise_dbm_per_hz, p.noise_figure_db))
-        return float(rx_w / (noise_w + bandwidth_hz * i_psd))
+        return link.snr_linear(self.params.budget, tx_power_w, gain_linear, bandwidth_hz,
+                               self.interference_w_per_hz(vehicle_id, direction))
 
     def rate_bps(self, bandwidth_hz: float, snr_linear: float) -> float:
         """The link's rate at its mean SNR: Shannon, ergodic Shannon under fading, or the MCS table's."""
-        p = self.params
-        if p.rate_mode == "mcs":
-            return float(mcs_rate_bps(bandwidth_hz, snr_linear, p.target_ber))
-        if p.fading != "none" and p.fading_mode == "ergodic":
-            return float(ergodic_rate_bps(bandwidth_hz, snr_linear, p.fading, p.k_factor))
-        return float(ch.shannon_rate_bps(bandwidth_hz, snr_linear))
+        return link.rate_at_snr_bps(self.params.budget, bandwidth_hz, snr_linear)
 
     def rates_at_snr_bps(self, bandwidth_hz: float, snr_linear: np.ndarray) -> np.ndarray:
         """Rates at instantaneous SNRs (per-packet fading): Shannon or the MCS table's."""

@@ -12,34 +12,34 @@ import torch
 from mobility.base import MobilitySource
 from mobility.errors import MobilityInputError
 
-from . import __version__
-from .dwell import DWELL_FIELDS, DwellBook, record_tracks
+from . import __version__, registry
 from .build import build_radio, build_rsus, build_source
-from .compute import device_models
+from .compute import ServerModel, VehicleDevices
+from .decisions import prediction_gap, write_decisions
+from .dwell import DWELL_FIELDS, DwellBook, record_tracks
 from .errors import UserError
-from .protocols.common import ROUND_FIELDS
-from .protocols.fl import FedAvg
-from .protocols.sfl import SflV1, SflV2
-from .protocols.sl import SplitLearning
+from .optimizers.api import Decision, snapshot_to_json
+from .protocols.common import RoundProtocol
 from .rng import RngStreams
 from .scenario import Scenario, to_dict
 from .sim import Simulation
-from .task import build_task
+from .task import LearningTask, build_task
 from .trace import Trace
 from .trace.export import write_chrome_trace, write_csv, write_parquet, write_rows_csv
 from .world import World
 
 
-# protocol.scheme -> the round process (each takes sim, task, protocol, channel, server, dwell, on_round)
-PROTOCOLS = {"fedavg": FedAvg, "sl": SplitLearning, "sfl_v1": SflV1, "sfl_v2": SflV2}
-
-
 @dataclass
 class RunResult:
+    """A finished run: its directory, status, rounds (as in rounds.csv, plus who trained and was averaged),
+    summary.json; and the live objects (the task holds the final global model, the protocol its state)."""
+
     run_dir: Path
     status: str
     rounds: list[dict]
     summary: dict
+    task: Optional[LearningTask] = None
+    protocol: Optional[RoundProtocol] = None
 
 
 def _versions() -> dict:
@@ -64,34 +64,34 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
         tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)
     source = source if source is not None else build_source(sc, streams)
-    cpu, server = device_models(sc.devices)      # the vehicle's device model: CPU or GPU
+    devices = VehicleDevices(sc.devices.vehicle, streams)    # each vehicle's CPU or GPU
+    server = ServerModel(sc.devices.server.flops_per_s, sc.devices.server.gpu_slots)
 
     def world_factory(env, tr):
         return World(env, rsus, radio, tr, sc.learning.num_clients, sc.rsus.hysteresis_m, sc.mobility.step_s,
                      sc.rsus.association, sc.rsus.hysteresis_db)
 
     sim = Simulation(streams, source, world_factory, trace, sc.channel.mtu_bytes, sc.channel.transfer_mode,
-                     cpu, sc.duration_s, sc.rsus.on_handover, sc.rsus.handover_delay_s)
+                     devices, sc.duration_s, sc.rsus.on_handover, sc.rsus.handover_delay_s, server)
     dwell = DwellBook(sim.world, sc.protocol.dwell_predictor,
                       route_fn=getattr(source, "route_dwell_s", None), tracks=tracks)
     sim.tick_hooks.append(dwell.tick)
-    protocol_class = PROTOCOLS[sc.protocol.scheme]
-    proto = protocol_class(sim, task, sc.protocol, sc.channel, server, dwell,
-                           on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
+    protocol_class = registry.scheme(sc.protocol.scheme).protocol
+    proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
     try:
         sim.run(proto.process())
     except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
         if sim.env.now > 0 or sim.trace.spans or proto.rounds:  # something ran: keep it; else no run dir
             sim.status, sim.failure = "input-error", str(exc)
-            write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
+            write_run(run_dir, sc, sim, proto, dwell.rows)
         raise
     except KeyboardInterrupt:           # Ctrl-C: keep what was recorded (spans still open are not in it)
         sim.status, sim.failure = "interrupted", f"interrupted at t={sim.env.now:g} s"
-        write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
+        write_run(run_dir, sc, sim, proto, dwell.rows)
         raise
     except Exception as exc:            # a bug: keep what was recorded, say so, then let it surface
         sim.status, sim.failure = "internal-error", f"{type(exc).__name__}: {exc}"
-        write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
+        write_run(run_dir, sc, sim, proto, dwell.rows)
         raise
     finally:
         source.close()
@@ -99,32 +99,49 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
         covered = len({i.actor for i in sim.trace.instants if i.kind == "coverage.enter"})
         sim.failure = (f"no round completed in {sc.duration_s:g} s: {sim.world.appeared} vehicles appeared, "
                        f"{covered} ever in an RSU's coverage")
-    return write_run(run_dir, sc, sim, proto.rounds, dwell.rows)
+    result = write_run(run_dir, sc, sim, proto, dwell.rows)
+    result.task = task
+    return result
 
 
 # what a run may write: cleared first when a run directory is reused, so no file of an older run lingers
-_OUTPUTS = ("manifest.json", "rounds.csv", "dwell.csv", "trace.json", "summary.json",
+_OUTPUTS = ("manifest.json", "rounds.csv", "dwell.csv", "trace.json", "summary.json", "decisions.parquet",
+            "timings.json",
             *(f"{t}.{ext}" for t in ("spans", "instants", "counters", "packets") for ext in ("parquet", "csv")),
             "plots/rounds.png", "plots/dwell.png")
 
 
-def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict], dwell_rows: list) -> RunResult:
-    """manifest.json, spans/instants/counters.parquet, rounds.csv, dwell.csv, trace.json, summary.json."""
+def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell_rows: list) -> RunResult:
+    """manifest.json, spans/instants/counters.parquet, rounds.csv, decisions.parquet, dwell.csv, trace.json,
+    summary.json; timings.json (wall-clock solve times: they differ from run to run, so nothing else holds
+    them); snapshots/ when output.snapshots is on."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in _OUTPUTS:
         (run_dir / name).unlink(missing_ok=True)
+    if (run_dir / "snapshots").is_dir():
+        for old in (run_dir / "snapshots").glob("round-*.json"):
+            old.unlink()
+    rounds = proto.rounds
     trace = sim.trace
     # PyTorch's float reductions depend on its thread count: identical outputs need the same count
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
                 "torch_threads": torch.get_num_threads(),
-                "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv",
-                          "trace.json",
-                          "summary.json"]}
+                "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
+                          "decisions.parquet", "dwell.csv", "trace.json", "summary.json", "timings.json"]}
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_parquet(trace, run_dir)
     if sc.output.csv:
         write_csv(trace, run_dir)
-    write_rows_csv(run_dir / "rounds.csv", ROUND_FIELDS, ([row[f] for f in ROUND_FIELDS] for row in rounds))
+    fields = proto.csv_fields
+    write_rows_csv(run_dir / "rounds.csv", fields, ([row.get(f, "") for f in fields] for row in rounds))
+    write_decisions(run_dir / "decisions.parquet", proto.decision_rows, _decision_class(proto))
+    (run_dir / "timings.json").write_text(json.dumps(
+        {"optimizer": proto.optimizer.name, "solves": proto.solve_ms,
+         "total_ms": sum(t["ms"] for t in proto.solve_ms)}, indent=1) + "\n")
+    if proto.snapshots:
+        (run_dir / "snapshots").mkdir(exist_ok=True)
+        for label, snap in proto.snapshots:
+            (run_dir / "snapshots" / f"{label}.json").write_text(snapshot_to_json(snap) + "\n")
     write_rows_csv(run_dir / "dwell.csv", DWELL_FIELDS, dwell_rows)
     write_chrome_trace(trace, run_dir / "trace.json")
     last = rounds[-1] if rounds else {}
@@ -134,6 +151,14 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, rounds: list[dict], 
         "total_energy_j": float(sum(r["energy_j"] for r in rounds)),
         "total_bytes_up": int(sum(r["bytes_up"] for r in rounds)),
         "spans": len(trace.spans), "instants": len(trace.instants), "counters": len(trace.counters),
+        "prediction": prediction_gap(proto.decision_rows),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    return RunResult(run_dir, sim.status, rounds, summary)
+    return RunResult(run_dir, sim.status, rounds, summary, protocol=proto)
+
+
+def _decision_class(proto: RoundProtocol) -> type:
+    """The class of the run's decisions (a scheme's subclass of Decision, or Decision)."""
+    if proto.plan is not None and proto.plan.decisions:
+        return type(next(iter(proto.plan.decisions.values())))
+    return Decision

@@ -10,20 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from channel.models import MODELS
 from channel.shadowing import SHADOWING
 
+from .configbase import Frozen as _Frozen
+from .configbase import NonNegFloat, PosFloat, PosInt
 from .errors import ScenarioError, field_error
-
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-PosInt = Annotated[int, Field(gt=0)]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+from .protocols.config import ProtocolConfig
 
 
 class HighwayConfig(_Frozen):
@@ -204,7 +199,9 @@ class ChannelConfig(_Frozen):
     noise_figure_db: NonNegFloat = 0.0
     uplink_bandwidth_hz: PosFloat = 20e6
     downlink_bandwidth_hz: PosFloat = 20e6
-    vehicle_tx_power_w: PosFloat = 0.2
+    vehicle_tx_power_w: PosFloat = 0.2                  # the maximum
+    # the lowest an optimizer may set; None: 0.01 W (SCHEMES.md: p in [0.01, 0.2] W), or the maximum if lower
+    vehicle_min_tx_power_w: Optional[PosFloat] = None
     rsu_tx_power_w: PosFloat = 1.0
     vehicle_antenna_gain_dbi: float = 0.0
     rsu_antenna_gain_dbi: float = 0.0
@@ -221,6 +218,14 @@ class ChannelConfig(_Frozen):
     on_arq_limit: Literal["abort", "resend"] = "abort"
     interference: InterferenceConfig = InterferenceConfig()
     work_conserving: bool = False             # a finished transfer's band goes to the others at its RSU
+
+    @field_validator("vehicle_min_tx_power_w")
+    @classmethod
+    def _power_range(cls, value, info):
+        top = info.data.get("vehicle_tx_power_w")
+        if value is not None and top is not None and value > top:
+            raise ValueError(f"at most vehicle_tx_power_w ({top:g} W)")
+        return value
 
     @field_validator("model_params")
     @classmethod
@@ -244,6 +249,13 @@ class ChannelConfig(_Frozen):
         if value.mode == "ergodic" and value.kind != "none" and info.data.get("rate_mode") != "shannon":
             raise ValueError("mode 'per_packet' with rate_mode 'mcs' (the ergodic rate is Shannon's)")
         return value
+
+
+def min_tx_power_w(channel: ChannelConfig) -> float:
+    """The lowest vehicle transmit power an optimizer may set."""
+    if channel.vehicle_min_tx_power_w is not None:
+        return channel.vehicle_min_tx_power_w
+    return min(0.01, channel.vehicle_tx_power_w)
 
 
 class BackhaulLinkConfig(_Frozen):
@@ -279,14 +291,40 @@ class GpuDeviceConfig(_Frozen):
     p_cp_w: PosFloat = 10.0                        # power while computing [W]
 
 
+_DEVICE_RANGES = {"cpu": ("cpu_hz", "flops_per_cycle", "kappa"), "gpu": ("f_core_hz", "f_mem_hz", "p_cp_w", "t0_s")}
+
+
 class CpuDeviceConfig(_Frozen):
     """A vehicle's compute device: kind 'cpu' (t = FLOPs / flops_per_cycle / cpu_hz, E = kappa cycles f^2)
-    or 'gpu' (the `gpu` section)."""
+    or 'gpu' (the `gpu` section). `ranges` draws fields per vehicle, uniformly in [low, high] (e.g.
+    {cpu_hz: [1.0e9, 2.0e9]}, the seed papers' CPUs); `min_cpu_hz` is the lowest clock (CPU, or GPU core) an
+    optimizer may set (None: each vehicle runs at its own clock)."""
     kind: Literal["cpu", "gpu"] = "cpu"
     cpu_hz: PosFloat = 1.5e9
     flops_per_cycle: PosFloat = 4.0
     kappa: PosFloat = 1e-28
     gpu: GpuDeviceConfig = GpuDeviceConfig()
+    ranges: dict[str, Annotated[list[PosFloat], Field(min_length=2, max_length=2)]] = {}
+    min_cpu_hz: Optional[PosFloat] = None
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges(cls, value, info):
+        kind = info.data.get("kind", "cpu")
+        _only_known(value, _DEVICE_RANGES.get(kind, ()), "fields drawn per vehicle", kind)
+        for key, (lo, hi) in value.items():
+            if lo > hi:
+                raise ValueError(f"[low, high] with low <= high for {key} (got [{lo}, {hi}])")
+        return value
+
+    @model_validator(mode="after")
+    def _min_clock(self):
+        clock_key = "f_core_hz" if self.kind == "gpu" else "cpu_hz"
+        lowest = self.ranges[clock_key][0] if clock_key in self.ranges else (
+            self.gpu.f_core_hz if self.kind == "gpu" else self.cpu_hz)
+        if self.min_cpu_hz is not None and self.min_cpu_hz > lowest:
+            raise ValueError(f"min_cpu_hz ({self.min_cpu_hz:g}) <= the lowest vehicle clock ({lowest:g} Hz)")
+        return self
 
 
 VehicleDeviceConfig = CpuDeviceConfig
@@ -348,56 +386,11 @@ class LearningConfig(_Frozen):
         return value
 
 
-class ProtocolConfig(_Frozen):
-    """The round protocol. Split schemes (sl, sfl_v1, sfl_v2) cut the model at `cut` (a split point of
-    learning.model, checked when the run is built); each selected vehicle trains learning.local_epochs
-    passes over its data per round, or only the first batches_per_round batches of them when set.
-    activation_bits: bits per activation element on the uplink (32: float32 as is; 1..16: quantized)."""
-    scheme: Literal["fedavg", "sl", "sfl_v1", "sfl_v2"] = "fedavg"
-    rounds: PosInt = 20
-    vehicles_per_round: PosInt = 10
-    round_deadline_s: PosFloat = 30.0
-    # dwell: the k longest predicted dwells >= min_dwell_s; dwell_fit: of those, the ones whose predicted
-    # round latency (the plan's) fits in their predicted dwell: the worst miss dropped, re-planned, until all fit
-    selection: Literal["random", "all", "dwell", "dwell_fit"] = "random"
-    min_dwell_s: NonNegFloat = 0.0
-    dwell_predictor: Literal["kinematic", "route", "oracle"] = "kinematic"
-    start_s: NonNegFloat = 0.0                              # first round starts at or after this time
-    cut: Optional[Annotated[int, Field(ge=0)]] = Field(default=None, validate_default=True)  # split point
-    batches_per_round: Optional[PosInt] = None              # split schemes: cap on batches per vehicle and round
-    activation_bits: Annotated[int, Field(ge=1, le=32)] = 32
-
-    @field_validator("cut")
-    @classmethod
-    def _cut(cls, value, info):
-        scheme = info.data.get("scheme")
-        if scheme not in (None, "fedavg") and value is None:
-            raise ValueError(f"a split point of learning.model when scheme is {scheme!r}")
-        if scheme == "fedavg" and value is not None:
-            raise ValueError("no cut when scheme is 'fedavg' (split schemes: sl, sfl_v1, sfl_v2)")
-        return value
-
-    @field_validator("batches_per_round")
-    @classmethod
-    def _batches(cls, value, info):
-        if info.data.get("scheme") == "fedavg" and value is not None:
-            raise ValueError("no batches_per_round when scheme is 'fedavg' (it trains learning.local_epochs)")
-        return value
-
-    @field_validator("activation_bits")
-    @classmethod
-    def _bits(cls, value, info):
-        if not (value <= 16 or value == 32):
-            raise ValueError("1..16 (quantized) or 32 (float32)")
-        if info.data.get("scheme") == "fedavg" and value != 32:
-            raise ValueError("32 when scheme is 'fedavg' (no activations are sent)")
-        return value
-
-
 class OutputConfig(_Frozen):
     trace_level: Literal["rounds", "spans", "packets"] = "spans"
     csv: bool = False
     plots: bool = False
+    snapshots: bool = False       # snapshots/round-NNNN.json: each round's optimizer input (`cosim optimize`)
 
 
 class Scenario(_Frozen):
@@ -412,7 +405,7 @@ class Scenario(_Frozen):
     backhaul: BackhaulConfig = BackhaulConfig()
     devices: DevicesConfig = DevicesConfig()
     learning: LearningConfig = LearningConfig()
-    protocol: ProtocolConfig = ProtocolConfig()
+    protocol: SerializeAsAny[ProtocolConfig]      # one of the registered schemes' models (validate_tree)
     output: OutputConfig = OutputConfig()
 
     _base_dir: Path = PrivateAttr(default=Path("."))
@@ -541,19 +534,68 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     return validate_tree(tree, source)
 
 
+DEFAULT_SCHEME = "fedavg"
+
+
+def _error_line(source: str, loc: tuple, err: dict) -> str:
+    dotted = ".".join(str(p) for p in loc) or "<top level>"
+    if err["type"] == "missing":
+        return f"{source}: {dotted}: missing: expected a value (the field is required)"
+    return field_error(source, dotted, err.get("input"), _expected(err))
+
+
+def _protocol_errors(source: str, proto: dict, exc: ValidationError) -> list[str]:
+    """One line per error of the protocol section; the union's tag is dropped from locations."""
+    from . import registry
+
+    schemes = registry.schemes()
+    scheme = proto.get("scheme")
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "union_tag_invalid":
+            lines.append(field_error(source, "protocol.scheme", scheme,
+                                     f"a registered scheme: one of {', '.join(map(repr, schemes))}"))
+            continue
+        if loc and loc[0] == scheme:
+            loc = loc[1:]
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
+            owners = [n for n, e in schemes.items() if loc[0] in e.config.model_fields]
+            if owners:
+                lines.append(field_error(source, f"protocol.{loc[0]}", err.get("input"),
+                                         f"no such key for scheme {scheme!r} (a setting of {', '.join(owners)})"))
+                continue
+        lines.append(_error_line(source, ("protocol", *loc), err))
+    return lines
+
+
 def validate_tree(tree: dict, source: str, base_dir: Path | None = None) -> Scenario:
-    """Validate an already-parsed mapping; base_dir resolves relative file paths (default: source's folder)."""
+    """Validate an already-parsed mapping; base_dir resolves relative file paths (default: source's folder).
+
+    The protocol section is validated by the model of its `scheme` (default fedavg), among the registered ones.
+    """
+    from . import registry
+
+    lines = []
+    tree = dict(tree)
+    proto = tree.get("protocol", {})
+    if isinstance(proto, dict):
+        proto = {"scheme": DEFAULT_SCHEME, **proto}
+        try:
+            tree["protocol"] = registry.protocol_adapter().validate_python(proto)
+        except ValidationError as exc:
+            lines += _protocol_errors(source, proto, exc)
+            tree["protocol"] = ProtocolConfig.model_construct(scheme=str(proto.get("scheme")))   # checked above
     try:
         scenario = Scenario.model_validate(tree)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<top level>"
-            if err["type"] == "missing":
-                lines.append(f"{source}: {loc}: missing: expected a value (the field is required)")
-            else:
-                lines.append(field_error(source, loc, err.get("input"), _expected(err)))
-        raise ScenarioError(lines) from None
+        order = list(Scenario.model_fields)
+        rest = [(order.index(e["loc"][0]) if e["loc"] and e["loc"][0] in order else -1, _error_line(source, e["loc"], e))
+                for e in exc.errors()]
+        at = order.index("protocol")         # keep the lines in the order of the fields
+        lines = [line for i, line in rest if i < at] + lines + [line for i, line in rest if i >= at]
+    if lines:
+        raise ScenarioError(lines)
     cross = _cross_field_errors(scenario, source)
     if cross:
         raise ScenarioError(cross)

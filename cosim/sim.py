@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import replace
-from typing import Generator, Optional
+from typing import Generator, Optional, Union
 
 import numpy as np
 import simpy
@@ -15,7 +15,7 @@ import simpy
 from mobility.base import MobilityError, MobilitySource
 
 from .clock import UrgentTimeout
-from .compute import CpuModel
+from .compute import DeviceModel, ServerModel, VehicleDevices
 from .rng import RngStreams
 from .trace import Trace
 from .radio import BandwidthPool
@@ -106,15 +106,17 @@ def _resent(out: TransferOutcome, params) -> bool:
 
 class Simulation:
     def __init__(self, streams: RngStreams, source: MobilitySource, world_factory, trace: Trace, mtu_bytes: int,
-                 transfer_mode: str, vehicle_cpu: CpuModel, duration_s: float, on_handover: str = "abort",
-                 handover_delay_s: float = 0.0):
+                 transfer_mode: str, devices: Union[VehicleDevices, DeviceModel], duration_s: float,
+                 on_handover: str = "abort", handover_delay_s: float = 0.0, server: Optional[ServerModel] = None):
+        """`devices`: each vehicle's device (or one device model for all); `server`: the edge server's model."""
         self.env = simpy.Environment()
         self.streams = streams
         self.trace = trace
         self.source = source
         self.world: World = world_factory(self.env, trace)
         self.mtu_bytes, self.transfer_mode = mtu_bytes, transfer_mode
-        self.vehicle_cpu = vehicle_cpu
+        self.devices = devices if isinstance(devices, VehicleDevices) else VehicleDevices.fixed(devices)
+        self.server = server if server is not None else ServerModel(1e12)
         self.duration_s = duration_s
         self.done = self.env.event()
         self.tick_hooks: list = []          # called after each mobility tick, in order
@@ -250,11 +252,13 @@ class Simulation:
                         packets if status == "ok" else 0, 0, 0.0, status, cause)
         return status, cause
 
-    def compute(self, round_: int, veh: Vehicle, kind: str, flops: float) -> Generator:
-        """Occupy the vehicle's CPU for the time the device model gives; aborted if it departs."""
+    def compute(self, round_: int, veh: Vehicle, kind: str, flops: float, cpu_hz: Optional[float] = None) -> Generator:
+        """Occupy the vehicle's processor for the time its device model gives at clock `cpu_hz` (None: its
+        own); aborted if it departs."""
         t0 = self.env.now
-        dur = self.vehicle_cpu.time_s(flops)
-        energy = self.vehicle_cpu.energy_j(flops)
+        device = self.devices.model(veh.id, cpu_hz)
+        dur = device.time_s(flops)
+        energy = device.energy_j(flops)
         status, cause = "ok", ""
         try:
             yield self.env.timeout(dur) | veh.departed

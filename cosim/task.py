@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -34,12 +34,25 @@ class LearningTask:
     global_state: StateDict
     train_flops_per_sample: float
     model_bytes: int
+    _histograms: dict = field(default_factory=dict, repr=False)
 
     def client_data(self, client: int) -> TensorDataset:
         return self.train.subset(self.client_indices[client])
 
     def client_size(self, client: int) -> int:
         return int(len(self.client_indices[client]))
+
+    def label_histogram(self, client: int) -> tuple[int, ...]:
+        """Samples per class in the client's partition."""
+        hist = self._histograms.get(client)
+        if hist is None:
+            labels = self.train.y[self.client_indices[client]].numpy()
+            hist = self._histograms[client] = tuple(int(n) for n in np.bincount(labels, minlength=self.train.num_classes))
+        return hist
+
+    def profiles(self) -> tuple[CutProfile, ...]:
+        """The measured profile of every split point of the model (see `cut_profile`)."""
+        return tuple(self.cut_profile(c) for c in self.model.split_points)
 
     def cut_profile(self, cut: int) -> CutProfile:
         """The measured per-sample costs of split point `cut` (cached per model and input shape).
@@ -118,3 +131,20 @@ def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     flops = train_flops_per_sample(model, train.input_shape)
     return LearningTask(cfg, model, train, test, parts, state, flops, state_nbytes(state))
+
+
+# (channels, image size, classes) of each data set as loaded (learning.data, learning.datasets)
+DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10),
+                  "cifar100": (3, 32, 100), "gtsrb": (3, 32, 43)}
+
+
+def split_points(cfg: LearningConfig) -> tuple[int, ...]:
+    """The split points of the configured model (built on the meta device, without loading data)."""
+    c, size, classes = DATASET_SHAPES[cfg.dataset]
+    return _split_points(cfg.model, c, cfg.image_size or size, classes, tuple(sorted(cfg.arch.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _split_points(name: str, in_channels: int, image_size: int, num_classes: int, arch) -> tuple[int, ...]:
+    with torch.device("meta"):
+        return tuple(build_model(name, in_channels, image_size, num_classes, **dict(arch)).split_points)

@@ -65,6 +65,7 @@ class World:
         self.appeared = 0                       # distinct vehicles seen so far
         self._clients: dict[str, int] = {}      # client (data partition) of each vehicle seen
         self.round = 0
+        self.rsu_listeners: list = []           # fn(vehicle_id, old_rsu, new_rsu) at each coverage change
         self.t_tick_s = 0.0
         self.snapshot = MobilitySnapshot.empty(0.0)
         self._id_set: set[str] = set()
@@ -167,6 +168,8 @@ class World:
             self.trace.instant(t, self.round, vid, "coverage.leave", ids[old])
         else:
             self.trace.instant(t, self.round, vid, "handover", f"{ids[old]}->{ids[new]}")
+        for listener in self.rsu_listeners:
+            listener(vid, old, new)
 
     def count_covered(self) -> int:
         """How many vehicles are associated with some RSU."""

@@ -70,6 +70,19 @@ def aggregate(results: list[tuple[StateDict, float]]) -> StateDict:
     return out
 
 
+def aggregate_layers(results: list[tuple[StateDict, float]]) -> StateDict:
+    """Per state entry, the weighted average over the states that hold it, weights renormalized over them
+    (split schemes whose vehicles hold sides of different depth). States with the same keys: `aggregate`."""
+    keys = list(dict.fromkeys(k for state, _ in results for k in state))
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for k in keys:
+        groups.setdefault(tuple(i for i, (state, _) in enumerate(results) if k in state), []).append(k)
+    out: StateDict = {}
+    for holders, names in groups.items():
+        out.update(aggregate([({k: results[i][0][k] for k in names}, results[i][1]) for i in holders]))
+    return {k: out[k] for k in keys}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, state: StateDict, data: TensorDataset, batch_size: int = 512) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of `state` on `data`."""

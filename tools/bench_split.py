@@ -101,28 +101,17 @@ def main() -> None:
     args = p.parse_args()
     sc = load_scenario(args.scenario, [f"protocol.rounds={args.rounds}", f"protocol.vehicles_per_round={args.vehicles}",
                                        f"protocol.batches_per_round={args.batches}", "protocol.scheme=sfl_v1"])
-    import cosim.run as run_module
-
-    captured = {}
-    build = run_module.build_task
-
-    def capture(*a, **k):
-        captured["task"] = build(*a, **k)
-        return captured["task"]
-
-    run_module.build_task = capture              # to compare the final states
     run_cosim(sc)                                # warm-up: imports, allocator, first-call costs
     cosim_s, bare_s = [], []
     for _ in range(args.repeats):                # interleaved, best of n for each side
         t, result = run_cosim(sc)
         cosim_s.append(t)
-        cosim_state = captured["task"].global_state
+        cosim_state = result.task.global_state        # the final states are compared
         t, bare_acc, bare_state = run_bare(sc, result.rounds)
         bare_s.append(t)
-    run_module.build_task = build
     cosim_acc = result.rounds[-1]["accuracy"]
     equal = all(torch.equal(cosim_state[k], bare_state[k]) for k in cosim_state)
-    task, bs, epochs = captured["task"], sc.learning.batch_size, sc.learning.local_epochs
+    task, bs, epochs = result.task, sc.learning.batch_size, sc.learning.local_epochs
     batches = sum(min(args.batches, -(-task.client_size(c) // bs) * epochs)
                   for r in result.rounds for c in r["clients_trained"])
     ratio = min(cosim_s) / min(bare_s)

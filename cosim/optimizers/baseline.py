@@ -1,40 +1,15 @@
-"""The baseline allocation: random, all or dwell-ranked selection, equal bandwidth, maximum power."""
+"""The baseline allocation: equal bandwidth shares per RSU (the whole band each when vehicles take turns),
+maximum power, each vehicle at its own clock, the scheme's cut and activation bits."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+from typing import Mapping
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What an optimizer decides for one round: who, with what share and power, and its prediction."""
-
-    selected: tuple[str, ...]
-    bandwidth_share: dict[str, float]
-    tx_power_w: dict[str, float]
-    predicted_latency_s: float
-    predicted_energy_j: float
-    latency_s: dict[str, float] = field(default_factory=dict)    # each vehicle's predicted round latency
+from ..registry import register_optimizer, scheme
+from .api import Cost, Decision, Plan, RoundSnapshot
 
 
-def select(ids: list[str], dwell_s: np.ndarray, k: int, rule: str, min_dwell_s: float,
-           rng: np.random.Generator) -> list[str]:
-    """Selection rules: 'all'; 'random' k among covered; 'dwell' (and 'dwell_fit', see `fit_to_dwell`)
-    the k longest predicted dwells >= min."""
-    eligible = [i for i, d in enumerate(dwell_s) if d >= min_dwell_s]
-    if rule == "all":
-        chosen = eligible
-    elif rule == "random":
-        chosen = sorted(rng.choice(eligible, size=min(k, len(eligible)), replace=False).tolist()) if eligible else []
-    elif rule in ("dwell", "dwell_fit"):
-        chosen = sorted(sorted(eligible, key=lambda i: (-dwell_s[i], ids[i]))[:k])
-    else:
-        raise ValueError(f"selection rule {rule!r}: expected all, random, dwell or dwell_fit")
-    return [ids[i] for i in chosen]
-
-
-def equal_shares(selected: list[str], rsu_of: dict[str, int]) -> dict[str, float]:
+def equal_shares(selected: list[str], rsu_of: Mapping[str, int]) -> dict[str, float]:
     """Each RSU splits its band equally among its selected vehicles."""
     per_rsu: dict[int, int] = {}
     for v in selected:
@@ -42,29 +17,35 @@ def equal_shares(selected: list[str], rsu_of: dict[str, int]) -> dict[str, float
     return {v: 1.0 / per_rsu[rsu_of[v]] for v in selected}
 
 
-def plan_baseline(selected: list[str], rsu_of: dict[str, int], max_power_w: float,
-                  predict) -> Plan:
-    """Equal shares, max power; `predict(vehicle, share, power) -> (latency_s, energy_j)` is the
-    shared cost function the simulator also uses."""
-    shares = equal_shares(selected, rsu_of)
-    power = {v: max_power_w for v in selected}
-    costs = [predict(v, shares[v], power[v]) for v in selected]
-    latency = max((c[0] for c in costs), default=0.0)
-    energy = float(sum(c[1] for c in costs))
-    return Plan(tuple(selected), shares, power, latency, energy, {v: c[0] for v, c in zip(selected, costs)})
+def assemble(selected: list[str], decisions: Mapping[str, Decision], costs: Mapping[str, Cost], sequential: bool,
+             round_decisions: Mapping | None = None, stats: Mapping | None = None) -> Plan:
+    """The plan of per-vehicle decisions and costs: in parallel, the round lasts its slowest vehicle's
+    latency; in turns (sequential), each vehicle ends when its turn does and the round lasts their sum."""
+    lat = [costs[v].latency_s for v in selected]
+    if sequential:
+        ends = dict(zip(selected, itertools.accumulate(lat)))
+        latency = float(sum(lat))
+    else:
+        ends = dict(zip(selected, lat))
+        latency = max(lat, default=0.0)
+    energy = float(sum(costs[v].energy_j for v in selected))
+    return Plan(tuple(selected), dict(decisions), dict(costs), ends, latency, energy, dict(round_decisions or {}),
+                dict(stats or {}))
 
 
-def fit_to_dwell(chosen: list[str], dwell_s: dict[str, float], plan_for) -> tuple[list[str], dict[str, float]]:
-    """Keep the vehicles whose predicted round latency fits in their predicted dwell (the seed papers'
-    mobility-aware selection, T_n <= t_hold): plan the set; while some vehicle would not finish in time,
-    drop the one that misses by the most and plan the rest again (their shares grow, latencies fall).
-    `plan_for(ids) -> Plan`; returns the kept ids and each dropped one's predicted latency when dropped."""
-    dropped: dict[str, float] = {}
-    while chosen:
-        latency = plan_for(chosen).latency_s
-        worst = min(chosen, key=lambda v: (dwell_s[v] - latency[v], v))
-        if latency[worst] <= dwell_s[worst]:
-            break
-        dropped[worst] = latency[worst]
-        chosen = [v for v in chosen if v != worst]
-    return chosen, dropped
+def default_decision(snap: RoundSnapshot, share: float) -> Decision:
+    """The scheme's settings for one vehicle: `share` of the band, maximum power, its own clock."""
+    s = snap.settings
+    return Decision(bandwidth_share=share, tx_power_w=snap.radio.vehicle_tx_power_w, cut=s.get("cut"),
+                    activation_bits=s.get("activation_bits", 32))
+
+
+@register_optimizer("baseline")
+def baseline(snap: RoundSnapshot) -> Plan:
+    """Equal bandwidth shares per RSU (whole band in turns), maximum power, own clock, the scheme's cut."""
+    model = scheme(snap.scheme).cost
+    ids = [c.id for c in snap.candidates]
+    shares = {v: 1.0 for v in ids} if model.sequential else equal_shares(ids, {c.id: c.rsu for c in snap.candidates})
+    decisions = {c.id: default_decision(snap, shares[c.id]) for c in snap.candidates}
+    costs = {c.id: model.cost(snap, c, decisions[c.id]) for c in snap.candidates}
+    return assemble(ids, decisions, costs, model.sequential)

@@ -1,37 +1,43 @@
-"""The round skeleton every scheme shares: wait for coverage, select, plan, start the round's processes,
-wait for them or the deadline, finish (aggregate, evaluate, one row of ROUND_FIELDS).
+"""The round skeleton every scheme shares: wait for coverage, predict dwell times, an optional metadata
+phase, snapshot, select, plan (the optimizer), start the round's processes, wait for them or the deadline,
+finish (aggregate, evaluate, one row of rounds.csv and one row per vehicle of decisions.parquet).
 
-Extension points of `RoundProtocol`: `predict` (the cost function the plan and the simulator share),
-`make_plan`, `start_round` (spawn the round's processes, in a fixed order) and `finish_round`.
+Extension points of `RoundProtocol` (a scheme overrides what it needs):
+- `start_round(r, plan)`: spawn the round's processes, in a fixed order (their values go to finish_round);
+- `finish_round(r, t0, first_span, plan, results)`: aggregate, evaluate, `record_round`;
+- `metadata(r, vehicles)`: a phase before selection, e.g. `upload_metadata` (small real transfers);
+- `snapshot_extra(r, vehicles)`: scheme data the optimizer sees in `RoundSnapshot.extra`;
+- class attributes `round_fields` (extra rounds.csv columns, passed to `record_round`) and `replan_on`
+  ("vehicle-left", "handover": re-plan the rest of the round at those events; `replan` can also be called
+  by the scheme itself).
+Vehicle processes read their current decisions with `decision(vehicle_id)`; `server_job` runs work on the
+edge server's GPU queue.
 """
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Generator, Optional
 
 import simpy
 
-from ..compute import ServerModel
+from .. import registry
+from ..decisions import round_rows
 from ..dwell import DwellBook
-from ..optimizers.baseline import Plan, fit_to_dwell, plan_baseline, select
-from ..scenario import ChannelConfig, ProtocolConfig
+from ..optimizers.api import Decision, Plan, RoundSnapshot
+from ..optimizers.costs import airtime_s, tx_energy_j  # noqa: F401  (re-exported for schemes)
+from ..scenario import Scenario
+from ..server import EdgeServer
 from ..sim import Simulation
+from ..snapshot import SnapshotBuilder
 from ..task import LearningTask
 from ..world import Vehicle
 
 ROUND_FIELDS = ("round", "t_start_s", "t_end_s", "selected", "completed", "dropped", "aborted", "late", "accuracy",
                 "loss", "latency_s", "energy_j", "predicted_latency_s", "predicted_energy_j", "bytes_up",
                 "bytes_down")
-
-
-def airtime_s(bits: float, rate_bps: float) -> float:
-    """bits / rate, or inf over a link that cannot send now (a prediction, not an error)."""
-    return bits / rate_bps if rate_bps > 0 else float("inf")
-
-
-def tx_energy_j(power_w: float, bits: float, rate_bps: float) -> float:
-    """power x bits / rate, or inf over a link that cannot send now."""
-    return power_w * bits / rate_bps if rate_bps > 0 else float("inf")
+REPLAN_EVENTS = ("vehicle-left", "handover")
 
 
 @dataclass
@@ -50,33 +56,122 @@ def is_server_actor(actor: str) -> bool:
 
 
 class RoundProtocol:
-    """The round process. `rounds` collects one dict per round (ROUND_FIELDS plus who trained and who
-    was aggregated, in order)."""
+    """The round process. `rounds` collects one dict per round (ROUND_FIELDS, the scheme's and optimizer's
+    columns, and who trained and who was aggregated, in order); `decision_rows` one dict per vehicle and
+    round; `snapshots` the optimizer's inputs (when output.snapshots is on); `solve_ms` its wall times."""
 
-    def __init__(self, sim: Simulation, task: LearningTask, proto: ProtocolConfig, channel: ChannelConfig,
-                 server: ServerModel, dwell: DwellBook, on_round=None):
-        self.sim, self.task, self.proto, self.ch, self.server = sim, task, proto, channel, server
+    scheme_name = ""                          # set by registry.register_scheme
+    round_fields: tuple[str, ...] = ()
+    replan_on: tuple[str, ...] = ()
+
+    def __init__(self, sim: Simulation, task: LearningTask, scenario: Scenario, dwell: DwellBook, on_round=None):
+        self.sim, self.task, self.scenario = sim, task, scenario
+        self.proto, self.ch, self.server = scenario.protocol, scenario.channel, sim.server
         self.dwell = dwell
-        self.rounds: list[dict] = []
         self.on_round = on_round
+        self.edge = EdgeServer(sim.env, sim.trace, sim.server)
+        self.cost_model = registry.scheme(self.proto.scheme).cost
+        self.optimizer = registry.optimizer(self.proto.optimizer)
+        self.select_rule = registry.selection(self.proto.selection)
+        self.snapshots_on = scenario.output.snapshots
+        self.builder = SnapshotBuilder(sim, task, scenario)
+        self.rounds: list[dict] = []
+        self.decision_rows: list[dict] = []
+        self.snapshots: list[tuple[str, RoundSnapshot]] = []
+        self.solve_ms: list[dict] = []
+        self.plan: Optional[Plan] = None
+        self._t0 = 0.0
+
+    @property
+    def csv_fields(self) -> tuple[str, ...]:
+        """The columns of rounds.csv."""
+        extra = [f for f in (*self.round_fields, *self.optimizer.round_fields) if f not in ROUND_FIELDS]
+        return ROUND_FIELDS + tuple(dict.fromkeys(extra))
 
     # ---- extension points -------------------------------------------------------------------
-    def predict(self, veh: Vehicle, share: float, power_w: float) -> tuple[float, float]:
-        """(latency_s, energy_j) of one vehicle's round with bandwidth `share` and power `power_w`."""
-        raise NotImplementedError
-
-    def make_plan(self, chosen: list[str], covered: list[Vehicle]) -> Plan:
-        """The baseline plan: equal bandwidth shares per RSU, maximum power."""
-        world = self.sim.world
-        return plan_baseline(chosen, {v.id: v.rsu for v in covered}, self.ch.vehicle_tx_power_w,
-                             lambda vid, s, p: self.predict(world.vehicles[vid], s, p))
-
     def start_round(self, r: int, plan: Plan) -> list[simpy.Process]:
-        """Spawn the round's processes (their values go to `finish_round`)."""
         raise NotImplementedError
 
     def finish_round(self, r: int, t0: float, first_span: int, plan: Plan, results: list) -> Generator:
         raise NotImplementedError
+
+    def metadata(self, r: int, vehicles: list[Vehicle]) -> Generator:
+        """The phase before selection; returns the vehicles that took part (default: all, no time passes)."""
+        return vehicles
+        yield  # noqa: unreachable - makes this a generator
+
+    def snapshot_extra(self, r: int, vehicles: list[Vehicle]) -> dict:
+        """Scheme data for the optimizer (RoundSnapshot.extra)."""
+        return {}
+
+    # ---- planning ---------------------------------------------------------------------------
+    def solve(self, snap: RoundSnapshot, label: str = "") -> Plan:
+        """Run the optimizer on `snap`, timing it (wall clock, to timings.json only)."""
+        t = time.perf_counter()
+        plan = self.optimizer.solve(snap)
+        self.solve_ms.append({"round": snap.round, "label": label, "vehicles": len(snap.candidates),
+                              "ms": (time.perf_counter() - t) * 1e3})
+        return plan
+
+    def decision(self, vid: str) -> Decision:
+        """The decisions in force now for a vehicle of the current round."""
+        return self.plan.decisions[vid]
+
+    def _optimize_span(self, r: int, label: str) -> None:
+        name = self.optimizer.name
+        t = self.sim.env.now
+        self.sim.trace.span(t, t, r, "server", "optimize", f"{name} {label}" if label else name, status="ok")
+
+    def replan(self, r: int, cause: str, vehicles: list[Vehicle]) -> Plan:
+        """Plan again for `vehicles` (a subset of the round's) now; their decisions, costs and predicted ends
+        (from the round's start) replace the old ones. Returns the optimizer's plan for them."""
+        world, old = self.sim.world, self.plan
+        elapsed = self.sim.env.now - self._t0
+        dwell = [max(self._dwell_at_start.get(v.id, 0.0) - elapsed, 0.0) for v in vehicles]
+        snap = self.builder.build(r, vehicles, dwell, self.snapshot_extra(r, vehicles))
+        n = sum(1 for label, _ in self.snapshots if label.startswith(f"round-{r:04d}"))
+        label = f"replan ({cause})"
+        new = self.solve(snap, label)
+        if self.snapshots_on:
+            self.snapshots.append((f"round-{r:04d}-replan-{n}", snap))
+        self.plan = dataclasses.replace(
+            old, decisions={**old.decisions, **new.decisions}, costs={**old.costs, **new.costs},
+            latency_s={**old.latency_s, **{v: elapsed + t for v, t in new.latency_s.items()}})
+        self._optimize_span(r, label)
+        for vid in new.selected:
+            world.trace.instant(self.sim.env.now, r, vid, "replan", f"share={new.decisions[vid].bandwidth_share:.4f}")
+        return new
+
+    def _replanner(self, r: int, over: simpy.Event) -> Generator:
+        """Re-plan for the vehicles still in the round when one of them leaves or hands over (replan_on)."""
+        env, world = self.sim.env, self.sim.world
+        moved: list[simpy.Event] = [env.event()]
+        selected = set(self.plan.selected)
+
+        def on_rsu_change(vid, old, new):
+            if vid in selected and old >= 0 and new >= 0 and not moved[0].triggered:
+                moved[0].succeed(vid)
+
+        if "handover" in self.replan_on:
+            world.rsu_listeners.append(on_rsu_change)
+        try:
+            while not over.triggered:
+                live = [world.vehicles[v] for v in self.plan.selected if v in world.vehicles]
+                wait = [over, moved[0]] + ([v.departed for v in live] if "vehicle-left" in self.replan_on else [])
+                yield simpy.AnyOf(env, wait)
+                if over.triggered:
+                    return
+                cause = "handover" if moved[0].triggered else "vehicle-left"
+                if moved[0].triggered:
+                    moved[0] = env.event()
+                rest = [v for v in live if v.present and v.rsu >= 0]
+                if rest:
+                    self.replan(r, cause, rest)
+        except simpy.Interrupt:             # the run ended mid-round
+            return
+        finally:
+            if on_rsu_change in world.rsu_listeners:
+                world.rsu_listeners.remove(on_rsu_change)
 
     # ---- the skeleton -----------------------------------------------------------------------
     def process(self) -> Generator:
@@ -92,33 +187,44 @@ class RoundProtocol:
                 continue
             world.round = r
             t0, first_span = env.now, len(trace.spans)
+            self._t0 = t0
             trace.instant(t0, r, "server", "round.start", "")
-            ids = [v.id for v in covered]
-            dwell_s = self.dwell.predict(r, covered)
-            chosen = select(ids, dwell_s, self.proto.vehicles_per_round, self.proto.selection,
-                            self.proto.min_dwell_s, sel_rng)
-            if self.proto.selection == "dwell_fit":
-                by_id = dict(zip(ids, dwell_s.tolist()))
-                chosen, late = fit_to_dwell(chosen, by_id, lambda c: self.make_plan(c, covered))
-                for vid, t_s in sorted(late.items()):
-                    trace.instant(t0, r, vid, "select.drop", f"predicted_latency_s={t_s:.6g} > dwell_s={by_id[vid]:.6g}")
-            if not chosen:
-                trace.instant(t0, r, "server", "round.skip", "no vehicle met the selection rule")
+            dwell_s = dict(zip((v.id for v in covered), self.dwell.predict(r, covered).tolist()))
+            vehicles = yield from self.metadata(r, covered)
+            elapsed = env.now - t0
+            if elapsed > 0:
+                dwell_s = {v: max(d - elapsed, 0.0) for v, d in dwell_s.items()}
+                vehicles = [v for v in vehicles if v.present and v.rsu >= 0]
+            self._dwell_at_start = dwell_s
+            snap = self.builder.build(r, vehicles, [dwell_s[v.id] for v in vehicles], self.snapshot_extra(r, vehicles))
+            choice = self.select_rule.select(snap, sel_rng, lambda ids: self.solve(snap.restrict(ids), "selection"))
+            for vid, why in choice.dropped.items():
+                trace.instant(env.now, r, vid, "select.drop", why)
+            if not choice.chosen:
+                trace.instant(env.now, r, "server", "round.skip", "no vehicle met the selection rule")
                 yield env.timeout(world.step_s)
                 continue
-            plan = self.make_plan(chosen, covered)
-            trace.span(t0, t0, r, "server", "optimize", "baseline", status="ok")
+            snap = snap.restrict(choice.chosen)
+            self.plan = plan = self.solve(snap)
+            if self.snapshots_on:
+                self.snapshots.append((f"round-{r:04d}", snap))
+            self._optimize_span(r, "")
             for vid in plan.selected:
-                trace.instant(t0, r, vid, "select", f"share={plan.bandwidth_share[vid]:.4f}")
+                trace.instant(env.now, r, vid, "select", f"share={plan.decisions[vid].bandwidth_share:.4f}")
             procs = self.start_round(r, plan)
-            deadline = env.timeout(self.proto.round_deadline_s)
+            over = env.event()
+            if self.replan_on:
+                self.sim.spawn(self._replanner(r, over))
+            deadline = env.timeout(max(self.proto.round_deadline_s - (env.now - t0), 0.0))
             yield simpy.AllOf(env, procs) | deadline
             for p in procs:
                 if p.is_alive:
                     p.interrupt("deadline")
             yield simpy.AllOf(env, procs)          # let interrupted processes record their spans
+            if self.replan_on:
+                over.succeed()
             results = [p.value for p in procs]
-            yield from self.finish_round(r, t0, first_span, plan, results)
+            yield from self.finish_round(r, t0, first_span, self.plan, results)
             r += 1
 
     # ---- shared pieces of finish_round -------------------------------------------------------
@@ -129,13 +235,43 @@ class RoundProtocol:
         yield env.timeout(self.server.time_s(flops))
         self.sim.trace.span(t_agg, env.now, r, "server", "aggregate", "model", status="ok")
 
+    def server_job(self, r: int, kind: str, flops: float, work=None, owner: str = "server") -> Generator:
+        """Work on the edge server's GPU queue (a `kind` span on server.gpuN, payload `owner`): waits for a
+        slot, runs `work()` when granted, holds the slot flops / flops_per_s; returns (ok, work's result)."""
+        return (yield from self.edge.compute(r, owner, flops, work, kind))
+
+    def upload_metadata(self, r: int, vehicles: list[Vehicle], payload: str, nbytes_of, deadline_s: float
+                        ) -> Generator:
+        """Each vehicle uploads `nbytes_of(vehicle)` bytes of `payload` at once, its RSU's band shared equally
+        among them, at maximum power; returns, in order, those whose upload arrived within `deadline_s`."""
+        sim, ch = self.sim, self.ch
+        per_rsu: dict[int, int] = {}
+        for v in vehicles:
+            per_rsu[v.rsu] = per_rsu.get(v.rsu, 0) + 1
+
+        def one(veh: Vehicle) -> Generator:
+            out = yield from sim.transfer(r, veh, "ul", payload, int(nbytes_of(veh)), ch.vehicle_tx_power_w,
+                                          ch.uplink_bandwidth_hz / per_rsu[veh.rsu])
+            return out.ok
+
+        procs = [sim.spawn(one(v)) for v in vehicles]
+        env = sim.env
+        yield simpy.AllOf(env, procs) | env.timeout(deadline_s)
+        for p in procs:
+            if p.is_alive:
+                p.interrupt("deadline")
+        yield simpy.AllOf(env, procs)
+        return [v for v, p in zip(vehicles, procs) if p.value]
+
     def record_round(self, r: int, t0: float, first_span: int, plan: Plan, results: list[VehicleResult],
                      completed: int, acc: float, loss: float, **extra) -> dict:
-        """Close the round at env.now: the round.end instant, the row from this round's vehicle spans."""
+        """Close the round at env.now: the round.end instant, the row from this round's vehicle spans (with
+        `extra` columns, e.g. the scheme's round_fields, and the plan's stats), the decision rows."""
         env, trace = self.sim.env, self.sim.trace
         t1 = env.now
         trace.instant(t1, r, "server", "round.end", f"accuracy={acc:.4f}")
-        spans = [s for s in trace.spans[first_span:] if not is_server_actor(s.actor)]
+        round_spans = trace.spans[first_span:]
+        spans = [s for s in round_spans if not is_server_actor(s.actor)]
         row = {
             "round": r, "t_start_s": float(t0), "t_end_s": float(t1), "selected": len(plan.selected),
             "completed": completed, "dropped": len(plan.selected) - completed,
@@ -147,6 +283,7 @@ class RoundProtocol:
             "bytes_up": sum(s.bytes for s in spans if s.kind == "tx.ul"),
             "bytes_down": sum(s.bytes for s in spans if s.kind == "tx.dl"),
         }
+        row.update(plan.stats)
         # not in rounds.csv: who trained and who was averaged, in order (lets a bare loop replay the run)
         row["clients_trained"] = [x.client for x in results if x.trained]
         row["clients_aggregated"] = [x.client for x in results if x.result is not None]
@@ -154,6 +291,7 @@ class RoundProtocol:
         row["vehicles_aggregated"] = [x.vehicle for x in results if x.result is not None]
         row.update(extra)
         self.rounds.append(row)
+        self.decision_rows += round_rows(r, t0, plan, round_spans, set(row["vehicles_aggregated"]))
         if self.on_round is not None:
             self.on_round(row)
         return row

@@ -1,52 +1,48 @@
 """FedAvg on the SimPy clock: select, download, train, upload, aggregate, evaluate.
 
+McMahan et al., "Communication-Efficient Learning of Deep Networks from Decentralized Data", 2017.
 A round ends when every selected vehicle has uploaded or the round deadline passes; late vehicles are
 interrupted (their spans say 'dropped', cause 'deadline') and vehicles whose link broke are
 'aborted' with the cause. Only completed uploads are averaged, weights renormalized over them.
 """
 from __future__ import annotations
 
-from typing import Generator
+from typing import Generator, Literal
 
 import simpy
 
 from learning.fl import aggregate, evaluate, local_train
 
-from ..optimizers.baseline import Plan
+from ..optimizers.api import Plan
+from ..optimizers.costs import FedAvgCost
+from ..registry import register_scheme
 from ..world import Vehicle
-from .common import ROUND_FIELDS, RoundProtocol, VehicleResult, airtime_s, tx_energy_j
+from .common import ROUND_FIELDS, RoundProtocol, VehicleResult
+from .config import ProtocolConfig
 
-_VehicleResult = VehicleResult          # the former name
-
-__all__ = ["FedAvg", "ROUND_FIELDS"]
+__all__ = ["FedAvg", "FedAvgConfig", "ROUND_FIELDS"]
 
 
+class FedAvgConfig(ProtocolConfig):
+    """FedAvg: every selected vehicle trains the whole model for learning.local_epochs."""
+    scheme: Literal["fedavg"] = "fedavg"
+
+
+@register_scheme("fedavg", config=FedAvgConfig, cost=FedAvgCost())
 class FedAvg(RoundProtocol):
-    """The FedAvg round process. `rounds` collects one dict per round (ROUND_FIELDS)."""
-
-    # the cost model shared by the optimizer's prediction and (through the same device model) the simulator
-    def predict(self, veh: Vehicle, share: float, power_w: float) -> tuple[float, float]:
-        world, ch, task = self.sim.world, self.ch, self.task
-        bits = task.model_bytes * 8.0
-        r_dl = world.rate_bps(veh, ch.rsu_tx_power_w, share * ch.downlink_bandwidth_hz, "dl")
-        r_ul = world.rate_bps(veh, power_w, share * ch.uplink_bandwidth_hz, "ul")
-        flops = self._train_flops(veh.client)
-        t = airtime_s(bits, r_dl) + self.sim.vehicle_cpu.time_s(flops) + airtime_s(bits, r_ul)
-        e = self.sim.vehicle_cpu.energy_j(flops) + tx_energy_j(power_w, bits, r_ul)
-        return t, e
-
-    def _train_flops(self, client: int) -> float:
-        return self.task.train_flops_per_sample * self.task.client_size(client) * self.task.config.local_epochs
+    """FedAvg (McMahan et al. 2017): download, local SGD, upload, sample-weighted average."""
 
     def start_round(self, r: int, plan: Plan) -> list[simpy.Process]:
         world = self.sim.world
-        return [self.sim.spawn(self._vehicle(r, world.vehicles[vid], plan.bandwidth_share[vid], plan.tx_power_w[vid]))
-                for vid in plan.selected]
+        return [self.sim.spawn(self._vehicle(r, world.vehicles[vid])) for vid in plan.selected]
 
-    def _vehicle(self, r: int, veh: Vehicle, share: float, power_w: float) -> Generator:
+    def train_flops(self, client: int) -> float:
+        return self.task.train_flops_per_sample * self.task.client_size(client) * self.task.config.local_epochs
+
+    def _vehicle(self, r: int, veh: Vehicle) -> Generator:
         sim, ch, task = self.sim, self.ch, self.task
         dl = yield from sim.transfer(r, veh, "dl", "model", task.model_bytes, ch.rsu_tx_power_w,
-                                     share * ch.downlink_bandwidth_hz)
+                                     self.decision(veh.id).bandwidth_share * ch.downlink_bandwidth_hz)
         if not dl.ok:
             return VehicleResult(veh.id, veh.client, None)
         cfg = task.config
@@ -54,10 +50,12 @@ class FedAvg(RoundProtocol):
         result = local_train(task.model, task.global_state, task.client_data(veh.client), epochs=cfg.local_epochs,
                              batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
                              seed=sim.streams.seed_for("local-train", r, veh.client))
-        ok = yield from sim.compute(r, veh, "compute.train", self._train_flops(veh.client))
+        ok = yield from sim.compute(r, veh, "compute.train", self.train_flops(veh.client), self.decision(veh.id).cpu_hz)
         if not ok:
             return VehicleResult(veh.id, veh.client, None, trained=True)
-        ul = yield from sim.transfer(r, veh, "ul", "model", task.model_bytes, power_w, share * ch.uplink_bandwidth_hz)
+        dec = self.decision(veh.id)
+        ul = yield from sim.transfer(r, veh, "ul", "model", task.model_bytes, dec.tx_power_w,
+                                     dec.bandwidth_share * ch.uplink_bandwidth_hz)
         return VehicleResult(veh.id, veh.client, result if ul.ok else None, trained=True)
 
     def finish_round(self, r: int, t0: float, first_span: int, plan: Plan, results: list[VehicleResult]) -> Generator:

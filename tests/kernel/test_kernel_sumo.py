@@ -174,7 +174,8 @@ def test_traci_and_libsumo_runs_are_byte_identical(tmp_path):
     for backend in ("libsumo", "traci"):
         sc = load_scenario(QUICK, common + [f"mobility.sumo.backend={backend}"])
         assert run_scenario(sc, tmp_path / backend).status == "completed"
-    for name in ("spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv", "trace.json"):
+    for name in ("spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "dwell.csv", "trace.json",
+                 "decisions.parquet"):
         assert (tmp_path / "libsumo" / name).read_bytes() == (tmp_path / "traci" / name).read_bytes(), name
 
 

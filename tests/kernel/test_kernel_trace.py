@@ -23,8 +23,8 @@ def two_runs(tmp_path_factory):
 
 def test_same_scenario_and_seed_give_byte_identical_files(two_runs):
     a, b = two_runs
-    for name in ("spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "trace.json",
-                 "summary.json", "manifest.json"):
+    for name in ("spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv", "decisions.parquet",
+                 "trace.json", "summary.json", "manifest.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 

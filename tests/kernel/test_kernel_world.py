@@ -67,10 +67,11 @@ def test_a_source_that_does_not_sort_its_ids_is_caught():
 
 
 def test_fit_to_dwell_drops_the_worst_miss_and_replans_until_every_vehicle_fits():
-    from cosim.optimizers.baseline import Plan, fit_to_dwell
+    from cosim.optimizers.api import Plan
+    from cosim.optimizers.selection import fit_to_dwell
 
     def plan_for(ids):          # one band shared equally: latency = 4 s x how many share it
-        return Plan(tuple(ids), {}, {}, 0.0, 0.0, {v: 4.0 * len(ids) for v in ids})
+        return Plan(tuple(ids), {}, {}, {v: 4.0 * len(ids) for v in ids}, 0.0, 0.0)
 
     # three share: 12 s each; c misses by 7 s and goes; two share: 8 s, b misses by 2 s and goes
     kept, late = fit_to_dwell(["a", "b", "c"], {"a": 20.0, "b": 6.0, "c": 5.0}, plan_for)

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import torch
 from torch.nn import functional as F
 
-import cosim.run as run_module
 from channel.seed import free_space_gain_at_1m, noise_power_w
 from cosim.rng import RngStreams
+from cosim.run import run_scenario
 from cosim.scenario import validate_tree
 from learning.models import build_model
 
@@ -53,29 +53,9 @@ class Run:
 
 
 def run(tmp_path: Path, t: dict, name: str = "run") -> Run:
-    """run_scenario on tree `t`, keeping the task and the protocol object."""
-    got = {}
-    build = run_module.build_task
-    classes = dict(run_module.PROTOCOLS)
-
-    def build_task(*a, **k):
-        got["task"] = build(*a, **k)
-        return got["task"]
-
-    def keep(cls):
-        def make(*a, **k):
-            got["proto"] = cls(*a, **k)
-            return got["proto"]
-        return make
-
-    run_module.build_task = build_task
-    run_module.PROTOCOLS.update({k: keep(v) for k, v in classes.items()})
-    try:
-        result = run_module.run_scenario(validate_tree(t, "tiny.yaml"), tmp_path / name)
-    finally:
-        run_module.build_task = build
-        run_module.PROTOCOLS.update(classes)
-    return Run(result, got["task"], got["proto"], tmp_path / name)
+    """run_scenario on tree `t`; the result carries the task and the protocol object."""
+    result = run_scenario(validate_tree(t, "tiny.yaml"), tmp_path / name)
+    return Run(result, result.task, result.protocol, tmp_path / name)
 
 
 def rate_bps(distance_m: float, power_w: float, bandwidth_hz: float) -> float:

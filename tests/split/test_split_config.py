@@ -44,7 +44,7 @@ def test_cut_error_is_a_setting_error(tmp_path):
 
 @pytest.mark.parametrize("protocol,needles", [
     ({"scheme": "sl"}, ["protocol.cut", "None", "split point"]),
-    ({"scheme": "fedavg", "cut": 2}, ["protocol.cut", "no cut"]),
+    ({"scheme": "fedavg", "cut": 2}, ["protocol.cut", "no such key for scheme 'fedavg'", "sfl_v1"]),
     ({"scheme": "sfl_v1", "cut": 1, "activation_bits": 20}, ["protocol.activation_bits", "20", "1..16"]),
     ({"scheme": "sfl_v2", "cut": 1, "batches_per_round": 0}, ["protocol.batches_per_round", "0"]),
     ({"scheme": "sfl_v3", "cut": 1}, ["protocol.scheme", "'sfl_v3'", "'sfl_v2'"]),

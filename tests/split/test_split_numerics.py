@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cosim.protocols.sfl as sfl_module
-from learning.fl import aggregate
+from learning.fl import aggregate, aggregate_layers
 from learning.split import client_backward, client_forward, make_sgd, server_step, to_server
 from split_testlib import central_training, run, states_equal, tree
 
@@ -59,23 +59,21 @@ def test_sfl_v1_aggregation_weights_follow_dataset_sizes(tmp_path, monkeypatch):
 
     def spy(results):
         calls.append([(state, w) for state, w in results])
-        return aggregate(results)
+        return aggregate_layers(results)
 
-    monkeypatch.setattr(sfl_module, "aggregate", spy)
+    monkeypatch.setattr(sfl_module, "aggregate_layers", spy)
     t = tree(vehicles=THREE, learning={"partition": {"kind": "dirichlet", "alpha": 0.3}},
              protocol={"scheme": "sfl_v1", "cut": 2, "rounds": 1})
     got = run(tmp_path, t)
     sizes = [got.task.client_size(c) for c in range(3)]
     assert len(set(sizes)) == 3                                   # unequal |D_n|
-    assert len(calls) == 2                                        # client sides, then server-side copies
-    assert [[w for _, w in call] for call in calls] == [sizes, sizes]
+    assert len(calls) == 1                                        # each vehicle's two halves as one model
+    assert [w for _, w in calls[0]] == sizes
+    assert all(set(state) == set(got.task.global_state) for state, _ in calls[0])
     # the new global model is sum_n rho_n w_n over both sides
-    expected = {}
-    for call in calls:
-        for k in call[0][0]:
-            expected[k] = sum(state[k] * (w / sum(sizes)) for state, w in call)
     for k, v in got.task.global_state.items():
-        torch.testing.assert_close(v, expected[k], rtol=1e-6, atol=1e-7)
+        expected = sum(state[k] * (w / sum(sizes)) for state, w in calls[0])
+        torch.testing.assert_close(v, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_sfl_v2_steps_one_server_model_in_arrival_order(tmp_path):

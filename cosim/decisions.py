@@ -1,0 +1,92 @@
+"""decisions.parquet: one row per vehicle and round, the optimizer's decisions and prediction beside what
+the timeline measured for that vehicle, and the prediction gap that summary.json reports."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .optimizers.api import Cost, Plan
+from .trace.recorder import Span
+
+PREDICTED = tuple(f"predicted_{f.name}" for f in dataclasses.fields(Cost))
+MEASURED = ("measured_latency_s", "measured_energy_j", "measured_compute_s", "measured_comm_s", "measured_server_s",
+            "measured_compute_energy_j", "measured_comm_energy_j")
+# decision field annotations (strings: `from __future__ import annotations`) -> Arrow types
+_ARROW = {"float": pa.float64(), "Optional[float]": pa.float64(), "int": pa.int64(), "Optional[int]": pa.int64(),
+          "str": pa.string(), "Optional[str]": pa.string(), "bool": pa.bool_(), "Optional[bool]": pa.bool_()}
+
+
+def _status(vid: str, spans: list[Span], aggregated: set[str]) -> str:
+    if vid in aggregated:
+        return "completed"
+    for s in spans:
+        if s.status not in ("ok", "resent"):
+            return f"{s.status}:{s.cause}"
+    return "not-aggregated" if spans else "not-started"
+
+
+def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set[str]) -> list[dict]:
+    """The rows of one round: every selected vehicle's decision, predicted cost and measured cost (its own
+    spans from the round's start; server work is the 'server.compute' spans run for it)."""
+    rows = []
+    for vid in plan.selected:
+        own = [s for s in spans if s.actor == vid]
+        served = [s for s in spans if s.kind == "server.compute" and s.payload == vid]
+        compute = [s for s in own if s.kind.startswith("compute.")]
+        comm = [s for s in own if s.kind.startswith("tx.")]
+        cost = plan.costs[vid]
+        row = {"round": r, "vehicle": vid, "status": _status(vid, own, aggregated)}
+        row.update(dataclasses.asdict(plan.decisions[vid]))
+        row.update({f"predicted_{k}": v for k, v in dataclasses.asdict(cost).items()})
+        row["predicted_latency_s"] = float(plan.latency_s[vid])       # from the round's start (turns included)
+        row.update({
+            "measured_latency_s": max(s.t_end_s for s in own) - t0 if own else math.nan,
+            "measured_energy_j": float(sum(s.energy_j for s in own)),
+            "measured_compute_s": float(sum(s.t_end_s - s.t_start_s for s in compute)),
+            "measured_comm_s": float(sum(s.t_end_s - s.t_start_s for s in comm)),
+            "measured_server_s": float(sum(s.t_end_s - s.t_start_s for s in served)),
+            "measured_compute_energy_j": float(sum(s.energy_j for s in compute)),
+            "measured_comm_energy_j": float(sum(s.energy_j for s in comm)),
+        })
+        rows.append(row)
+    return rows
+
+
+def _schema(rows: list[dict], decision_types: dict[str, str]) -> pa.Schema:
+    fields = [("round", pa.int32()), ("vehicle", pa.string()), ("status", pa.string())]
+    names = list(rows[0]) if rows else ["round", "vehicle", "status", *decision_types, *PREDICTED, *MEASURED]
+    for name in names[3:]:
+        if name in decision_types:
+            fields.append((name, _ARROW.get(decision_types[name], pa.float64())))
+        else:
+            fields.append((name, pa.float64()))
+    return pa.schema(fields)
+
+
+def write_decisions(path: Path, rows: list[dict], decision_cls) -> Path:
+    """decisions.parquet (zstd, no timestamps: byte-reproducible)."""
+    types = {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+             for f in dataclasses.fields(decision_cls)}
+    schema = _schema(rows, types)
+    table = pa.Table.from_pydict({n: [r.get(n) for r in rows] for n in schema.names}, schema=schema)
+    pq.write_table(table, path, compression="zstd", store_schema=True)
+    return path
+
+
+def prediction_gap(rows: list[dict]) -> dict:
+    """Over the vehicles that completed their round: the mean relative gap (measured - predicted) / predicted
+    of latency and energy, signed (the bias) and absolute."""
+    done = [r for r in rows if r["status"] == "completed" and r["predicted_latency_s"] > 0
+            and math.isfinite(r["predicted_latency_s"])]
+    out = {"vehicles": len(done)}
+    for what in ("latency_s", "energy_j"):
+        gaps = [(r[f"measured_{what}"] - r[f"predicted_{what}"]) / r[f"predicted_{what}"] for r in done
+                if r[f"predicted_{what}"] > 0 and math.isfinite(r[f"predicted_{what}"])]
+        out[f"{what}_mean_rel_gap"] = statistics.fmean(gaps) if gaps else None
+        out[f"{what}_mean_abs_rel_gap"] = statistics.fmean(abs(g) for g in gaps) if gaps else None
+    return out

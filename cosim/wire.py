@@ -1,0 +1,61 @@
+"""What split learning puts on the air: the cut activations up, their gradient down.
+
+A codec gives both sizes from element counts (what the cost models predict with) and the tensor the
+server receives with its size, from the real tensor (what the timeline sends); a test checks they agree.
+`ActivationCodec` sends float32 as is at 32 bits and quantizes uniformly below (learning.quantize);
+schemes with another encoding (token selection) subclass `WireCodec`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from learning.quantize import FULL_PRECISION_BITS, payload_bits, quantize
+
+FLOAT32_BYTES = 4
+
+
+def activation_bytes(elements: int, bits: int = FULL_PRECISION_BITS) -> int:
+    """Bytes of `elements` activation values at `bits` each, plus the quantization header below 32 bits."""
+    if bits == FULL_PRECISION_BITS:
+        return elements * FLOAT32_BYTES
+    return math.ceil(payload_bits(elements, bits) / 8)
+
+
+def gradient_bytes(elements: int) -> int:
+    """Bytes of the activation gradient sent back (float32)."""
+    return elements * FLOAT32_BYTES
+
+
+class WireCodec:
+    """Extension points: `upload_bytes(samples, profile, decision)` (prediction) and `encode(activation,
+    decision)` -> (what the server receives, bytes on the wire) (timeline); `download_bytes` likewise."""
+
+    name = "identity"
+
+    def upload_bytes(self, samples: int, profile, decision) -> int:
+        return activation_bytes(samples * profile.activation_elements)
+
+    def download_bytes(self, samples: int, profile, decision) -> int:
+        return gradient_bytes(samples * profile.activation_elements)
+
+    def encode(self, activation: torch.Tensor, decision) -> tuple[torch.Tensor, int]:
+        return activation, activation.numel() * activation.element_size()
+
+
+class ActivationCodec(WireCodec):
+    """The cut activation at the decision's `activation_bits`: as is at 32, uniformly quantized (per-tensor
+    min and step in a 64-bit header, straight-through gradient) at 1..16."""
+
+    name = "activations"
+
+    def upload_bytes(self, samples: int, profile, decision) -> int:
+        return activation_bytes(samples * profile.activation_elements, decision.activation_bits)
+
+    def encode(self, activation: torch.Tensor, decision) -> tuple[torch.Tensor, int]:
+        bits = decision.activation_bits
+        if bits == FULL_PRECISION_BITS:
+            return activation, activation.numel() * activation.element_size()
+        q = quantize(activation, bits)
+        return q.values, math.ceil(q.payload_bits / 8)
