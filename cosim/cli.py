@@ -58,6 +58,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="keep run directories that already hold their run, finished (same scenario, same cosim)")
     plot = sub.add_parser("plot", help="plot a run (or sweep) directory into its plots/ folder")
     plot.add_argument("run_dir")
+    opt = sub.add_parser("optimize", help="solve one round snapshot with a registered optimizer; print the plan as JSON")
+    opt.add_argument("optimizer", help="a registered optimizer (cosim list)")
+    opt.add_argument("--instance", metavar="FILE.json",
+                     help="the snapshot to solve (a run's snapshots/round-NNNN.json); with --random: where to write it")
+    opt.add_argument("--random", type=int, metavar="N", help="write a random N-vehicle instance first, then solve it")
+    opt.add_argument("--seed", type=int, default=0, help="seed of the random instance (default 0)")
+    opt.add_argument("--scheme", default="fedavg", help="scheme of the random instance (its cost model and settings)")
+    sub.add_parser("list", help="the registered schemes, optimizers and selection rules")
+    cmp_ = sub.add_parser("compare", help="a scheme against the baselines its module declares, over seeds: compare.csv")
+    cmp_.add_argument("scenario")
+    cmp_.add_argument("--seeds", type=int, default=3, help="seeds per method: the scenario's seed and the next ones")
+    cmp_.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="a fixed override for every run (repeatable)")
+    cmp_.add_argument("--baselines", metavar="A,B", help="only these of the declared baselines (default: all)")
+    cmp_.add_argument("--out", help="compare directory (default: runs/<name>-compare)")
+    cmp_.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (default 1)")
+    cmp_.add_argument("--threads", type=int, help="PyTorch threads per run (as for sweep)")
+    cmp_.add_argument("--resume", action="store_true", help="keep finished runs of an interrupted compare")
     val = sub.add_parser("validate", help="check scenario files; print every error")
     val.add_argument("scenarios", nargs="+")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -73,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             return _build(args)
         if args.cmd == "sweep":
             return _sweep(args)
+        if args.cmd == "optimize":
+            return _optimize(args)
+        if args.cmd == "list":
+            return _list()
+        if args.cmd == "compare":
+            return _compare(args)
         if args.cmd == "plot":
             from .plots import plot
 
@@ -145,6 +169,82 @@ def _sweep(args) -> int:
     with open(path, newline="") as fh:
         statuses = [row["status"] for row in csv.DictReader(fh)]
     return 0 if all(s in ("completed", "duration-reached") for s in statuses) else 1
+
+
+def _optimize(args) -> int:
+    import json
+
+    from . import registry
+    from .optimizers.api import plan_to_dict, snapshot_to_json
+    from .optimizers.constraints import violations
+    from .optimizers.instances import random_snapshot
+    from .optimizers.io import read_instance
+
+    where = "cosim optimize"
+    known = registry.optimizers()
+    if args.optimizer not in known:
+        raise UserError(field_error(where, "OPTIMIZER", args.optimizer, f"one of {', '.join(map(repr, known))}"))
+    if args.random is None and args.instance is None:
+        raise UserError(f"{where}: expected --instance FILE.json or --random N")
+    if args.random is not None:
+        if args.random < 1:
+            raise UserError(field_error(where, "--random", args.random, ">= 1 vehicles"))
+        if args.scheme not in registry.schemes():
+            raise UserError(field_error(where, "--scheme", args.scheme,
+                                        f"one of {', '.join(map(repr, registry.schemes()))}"))
+        snap = random_snapshot(args.random, args.seed, args.scheme)
+        path = Path(args.instance or f"instance-{args.scheme}-n{args.random}-seed{args.seed}.json")
+        writable_dir(path.absolute().parent, where, "--instance")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(snapshot_to_json(snap) + "\n")
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        snap = read_instance(args.instance, where)
+    if snap.scheme not in registry.schemes():
+        raise UserError(field_error(args.instance or where, "scheme", snap.scheme, "a registered scheme (cosim list)"))
+    plan = known[args.optimizer].solve(snap)
+    out = {"optimizer": args.optimizer, "instance": str(path if args.random is not None else args.instance),
+           **plan_to_dict(plan), "violations": violations(snap, plan)}
+    print(json.dumps(out, indent=1))
+    return 0 if not out["violations"] else 1
+
+
+def _list() -> int:
+    from . import registry
+
+    for title, table in (("schemes (protocol.scheme)", registry.schemes()),
+                         ("optimizers (protocol.optimizer)", registry.optimizers()),
+                         ("selection rules (protocol.selection)", registry.selections())):
+        print(title)
+        width = max(len(n) for n in table)
+        for name, entry in table.items():
+            print(f"  {name:<{width}}  {entry.summary}")
+    return 0
+
+
+def _compare(args) -> int:
+    from rich.console import Console
+
+    from .compare import run_compare
+
+    for flag, value in (("--jobs", args.jobs), ("--threads", args.threads), ("--seeds", args.seeds)):
+        if value is not None and value < 1:
+            raise UserError(field_error("cosim compare", flag, value, ">= 1"))
+    console = Console(stderr=True)
+
+    def done(run, row, finished, total) -> None:
+        acc = row.get("final_accuracy")
+        console.print(f"[{finished}/{total}] {run.run_dir.name}: {row['status']}"
+                      + (" (kept from before)" if row.get("kept") else "")
+                      + (f", accuracy {acc:.3f}" if isinstance(acc, float) else "")
+                      + (f" ({row['detail']})" if row.get("detail") else ""), soft_wrap=True, markup=False)
+
+    only = [b.strip() for b in args.baselines.split(",")] if args.baselines else None
+    result = run_compare(args.scenario, args.seeds, args.overrides, args.out, only=only, on_done=done,
+                         resume=args.resume, jobs=args.jobs, threads=args.threads)
+    console.print(result.table_md, soft_wrap=True, markup=False)
+    console.print(f"compare table: {result.csv_path}", soft_wrap=True, markup=False)
+    return 0 if all(s in ("completed", "duration-reached") for s in result.statuses) else 1
 
 
 def _run(args) -> int:

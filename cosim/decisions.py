@@ -32,7 +32,8 @@ def _status(vid: str, spans: list[Span], aggregated: set[str]) -> str:
 
 def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set[str]) -> list[dict]:
     """The rows of one round: every selected vehicle's decision, predicted cost and measured cost (its own
-    spans from the round's start; server work is the 'server.compute' spans run for it)."""
+    spans from the round's start and the 'server.compute' spans run for it: its latency ends with the
+    last of them)."""
     rows = []
     for vid in plan.selected:
         own = [s for s in spans if s.actor == vid]
@@ -45,7 +46,7 @@ def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set
         row.update({f"predicted_{k}": v for k, v in dataclasses.asdict(cost).items()})
         row["predicted_latency_s"] = float(plan.latency_s[vid])       # from the round's start (turns included)
         row.update({
-            "measured_latency_s": max(s.t_end_s for s in own) - t0 if own else math.nan,
+            "measured_latency_s": max(s.t_end_s for s in own + served) - t0 if own else math.nan,
             "measured_energy_j": float(sum(s.energy_j for s in own)),
             "measured_compute_s": float(sum(s.t_end_s - s.t_start_s for s in compute)),
             "measured_comm_s": float(sum(s.t_end_s - s.t_start_s for s in comm)),

@@ -13,7 +13,10 @@ class ScenarioError(UserError):
 
     def __init__(self, lines: list[str]):
         self.lines = list(lines)
-        super().__init__("\n".join(self.lines))
+        super().__init__(self.lines)          # args as given: SimPy re-raises process errors as type(e)(*e.args)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
 
 
 class SettingError(UserError):
@@ -21,7 +24,10 @@ class SettingError(UserError):
 
     def __init__(self, field: str, value, expected: str):
         self.field, self.value, self.expected = field, value, expected
-        super().__init__(f"{field} = {value!r}: expected {expected}")
+        super().__init__(field, value, expected)   # args as given: SimPy re-raises as type(e)(*e.args)
+
+    def __str__(self) -> str:
+        return f"{self.field} = {self.value!r}: expected {self.expected}"
 
     def with_source(self, source: str) -> UserError:
         return UserError(field_error(source, self.field, self.value, self.expected))

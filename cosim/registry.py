@@ -47,6 +47,7 @@ class OptimizerEntry:
     solve: Callable
     round_fields: tuple[str, ...]
     summary: str
+    schemes: Optional[tuple[str, ...]] = None      # the schemes it plans for (None: any)
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,12 @@ def register_scheme(name: str, *, config: type, cost, baselines: Optional[Callab
     return deco
 
 
-def register_optimizer(name: str, *, round_fields: tuple[str, ...] = ()):
-    """Function decorator: register `solve(snapshot) -> Plan` as protocol.optimizer `name`."""
+def register_optimizer(name: str, *, round_fields: tuple[str, ...] = (), schemes: Optional[tuple[str, ...]] = None):
+    """Function decorator: register `solve(snapshot) -> Plan` as protocol.optimizer `name` (for `schemes`
+    only, when given: its cost model or decisions are theirs)."""
     def deco(fn):
-        _put(_OPTIMIZERS, name, OptimizerEntry(name, fn, tuple(round_fields), _summary(fn)))
+        _put(_OPTIMIZERS, name, OptimizerEntry(name, fn, tuple(round_fields), _summary(fn),
+                                               tuple(schemes) if schemes is not None else None))
         return fn
     return deco
 

@@ -529,9 +529,27 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
         raise ScenarioError([f"{source}: file is empty: expected a mapping with at least `name`"])
     if not isinstance(tree, dict):
         raise ScenarioError([field_error(source, "<top level>", tree, "a mapping of settings")])
-    for key, value in parse_overrides(overrides or []):
+    pairs = parse_overrides(overrides or [])
+    for key, value in pairs:
         _set_path(tree, key, value, source)
+    _switch_scheme(tree, {key for key, _ in pairs})
     return validate_tree(tree, source)
+
+
+def _switch_scheme(tree: dict, overridden: set[str]) -> None:
+    """When an override sets protocol.scheme, drop the file's protocol keys the new scheme does not have
+    (`--set protocol.scheme=fedavg` on a split scenario drops its cut); keys set by overrides stay."""
+    proto = tree.get("protocol")
+    if "protocol.scheme" not in overridden or not isinstance(proto, dict):
+        return
+    from . import registry
+
+    entry = registry.schemes().get(proto.get("scheme"))
+    if entry is None:                   # validation names the unknown scheme
+        return
+    kept = {k.split(".")[1] for k in overridden if k.startswith("protocol.") and k.count(".") >= 1}
+    for key in [k for k in proto if k not in entry.config.model_fields and k not in kept]:
+        del proto[key]
 
 
 DEFAULT_SCHEME = "fedavg"

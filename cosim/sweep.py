@@ -115,7 +115,8 @@ def _already_done(run: SweepRun) -> bool:
 
 
 def _run_one(sc: Scenario, run_dir: Path) -> dict:
-    """One run; a crash becomes a row with status internal-error (the sweep goes on)."""
+    """One run; {} when it wrote its run directory (the caller reads its metrics there), else a row with the
+    status (input-error, internal-error) and why: a crash must not stop the others."""
     from .run import run_scenario
 
     try:
@@ -124,7 +125,7 @@ def _run_one(sc: Scenario, run_dir: Path) -> dict:
         if not (run_dir / "summary.json").is_file():
             bad_input = isinstance(exc, (UserError, MobilityInputError))
             return {"status": "input-error" if bad_input else "internal-error", "detail": str(exc)}
-    return _metrics(run_dir)
+    return {}
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -158,6 +159,47 @@ def _run_in_pool(todo: list[SweepRun], scenario: str, base: list[str], jobs: int
         pool.join()
 
 
+def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume: bool = False, jobs: int = 1,
+            threads: Optional[int] = None, on_done: Optional[Callable[[SweepRun, dict, int, int], None]] = None,
+            metrics: Callable[[Path], dict] = None) -> dict[int, dict]:
+    """Run `runs` (serially, or `jobs` at a time in spawned processes with `threads` PyTorch threads each);
+    with `resume`, keep those whose directory already holds them, finished. Returns each run's row (its
+    `metrics(run_dir)`, or status and detail when it failed on its inputs), by index; `on_done(run, row,
+    finished, total)` is called as each ends."""
+    metrics = metrics or _metrics
+    if threads is None and jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    rows: dict[int, dict] = {}
+
+    def finished(r: SweepRun, row: dict) -> None:
+        if "status" in row and not (r.run_dir / "summary.json").is_file():
+            rows[r.index] = row
+        else:
+            rows[r.index] = {**metrics(r.run_dir), **({"kept": True} if row.get("kept") else {})}
+        if on_done:
+            on_done(r, rows[r.index], len(rows), len(runs))
+
+    import torch
+
+    before = torch.get_num_threads()
+    _set_threads(threads)               # here too: _already_done compares with the runs' thread count
+    try:
+        todo = []
+        for r in runs:
+            if resume and _already_done(r):
+                finished(r, {"kept": True})
+            else:
+                todo.append(r)
+        if jobs <= 1:
+            for r in todo:
+                finished(r, _run_one(r.scenario, r.run_dir))
+        else:
+            _run_in_pool(todo, str(scenario), base, jobs, threads, finished)
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
 def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: str | Path,
               on_done: Optional[Callable[[SweepRun, dict, int, int], None]] = None, resume: bool = False,
               jobs: int = 1, threads: Optional[int] = None) -> Path:
@@ -169,33 +211,7 @@ def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: lis
     out_dir = Path(out_dir)
     runs = plan_sweep(scenario, vary, base, out_dir)
     writable_dir(out_dir, "cosim sweep")
-    if threads is None and jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-    rows: dict[int, dict] = {}
-
-    def finished(r: SweepRun, row: dict) -> None:
-        rows[r.index] = row
-        if on_done:
-            on_done(r, row, len(rows), len(runs))
-
-    import torch
-
-    before = torch.get_num_threads()
-    _set_threads(threads)               # here too: _already_done compares with the runs' thread count
-    try:
-        todo = []
-        for r in runs:
-            if resume and _already_done(r):
-                finished(r, {**_metrics(r.run_dir), "kept": True})
-            else:
-                todo.append(r)
-        if jobs <= 1:
-            for r in todo:
-                finished(r, _run_one(r.scenario, r.run_dir))
-        else:
-            _run_in_pool(todo, str(scenario), base, jobs, threads, finished)
-    finally:
-        torch.set_num_threads(before)
+    rows = execute(runs, scenario, base, resume, jobs, threads, on_done)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sweep.csv"
     with open(path, "w", newline="") as fh:

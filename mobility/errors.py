@@ -24,7 +24,7 @@ class MobilityInputError(ValueError):
 
     def __init__(self, path: str | Path, what: str):
         self.path, self.what = str(path), one_line(what)
-        super().__init__(f"{self.path}: {self.what}")
+        super().__init__(self.path, self.what)   # args as given: SimPy re-raises process errors as type(e)(*e.args)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.what}"

@@ -41,12 +41,17 @@ class ProtocolConfig(Frozen):
 
     @field_validator("optimizer")
     @classmethod
-    def _optimizer(cls, value):
+    def _optimizer(cls, value, info):
         from .. import registry
 
         known = registry.optimizers()
+        scheme = info.data.get("scheme")
+        usable = [n for n, e in known.items() if e.schemes is None or scheme in e.schemes]
         if value not in known:
-            raise ValueError(f"a registered optimizer: one of {', '.join(map(repr, known))}")
+            raise ValueError(f"a registered optimizer: one of {', '.join(map(repr, usable))}")
+        if value not in usable:
+            raise ValueError(f"an optimizer for scheme {scheme!r} ({value!r} plans for {', '.join(known[value].schemes)}): "
+                             f"one of {', '.join(map(repr, usable))}")
         return value
 
 

@@ -28,7 +28,14 @@ class FedAvgConfig(ProtocolConfig):
     scheme: Literal["fedavg"] = "fedavg"
 
 
-@register_scheme("fedavg", config=FedAvgConfig, cost=FedAvgCost())
+def _fedavg_baselines(sc) -> dict[str, list[str]]:
+    """FedAvg against its other selection rules."""
+    own = sc.protocol.selection
+    return {f"{rule}_selection": [f"protocol.selection={rule}"] for rule in ("random", "all", "dwell", "dwell_fit")
+            if rule != own}
+
+
+@register_scheme("fedavg", config=FedAvgConfig, cost=FedAvgCost(), baselines=_fedavg_baselines)
 class FedAvg(RoundProtocol):
     """FedAvg (McMahan et al. 2017): download, local SGD, upload, sample-weighted average."""
 

@@ -230,7 +230,7 @@ class SplitRounds(RoundProtocol):
                                          dec.bandwidth_share * ch.uplink_bandwidth_hz)
             if not ul.ok:
                 return VehicleResult(veh.id, veh.client, None, trained=True), None
-        client = {k: v.detach() for k, v in cstate.items()}
+        client = {} if self.frozen_client else {k: v.detach() for k, v in cstate.items()}   # nothing went up
         return VehicleResult(veh.id, veh.client, SplitUpdate(client, self.task.client_size(veh.client)),
                              trained=True), client
 
