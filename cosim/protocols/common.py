@@ -26,7 +26,6 @@ from .. import registry
 from ..decisions import round_rows
 from ..dwell import DwellBook
 from ..optimizers.api import Decision, Plan, RoundSnapshot
-from ..optimizers.costs import airtime_s, tx_energy_j  # noqa: F401  (re-exported for schemes)
 from ..scenario import Scenario
 from ..server import EdgeServer
 from ..sim import Simulation

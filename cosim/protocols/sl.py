@@ -60,11 +60,33 @@ class CutContext:
     client_model_bytes: int
 
 
+@dataclass
+class Batch:
+    """One batch going through the timeline's steps: its inputs, and what the steps produce."""
+
+    veh: Vehicle
+    ctx: CutContext
+    x: torch.Tensor
+    y: torch.Tensor
+    cstate: StateDict
+    copt: object
+    server_work: object
+    act: Optional[torch.Tensor] = None        # the client's output (with its graph)
+    sent: Optional[torch.Tensor] = None       # what the server receives
+    nbytes: int = 0                           # bytes on the air
+    grad: Optional[torch.Tensor] = None       # the activation gradient from the server
+
+    @property
+    def size(self) -> int:
+        return int(self.y.shape[0])
+
+
 class SplitRounds(RoundProtocol):
     """What SL and SFL share: per-cut contexts, the per-batch timeline, the edge server queue, the batches
     of a vehicle's round, and per-vehicle optimizer state kept across batches and rounds.
 
-    The per-batch timeline is a sequence of steps a scheme may override or skip: `frozen_client` (a class
+    The per-batch timeline is a sequence of steps (`batch_steps`: step_forward, step_upload, step_server,
+    step_gradient_download, step_backward) a scheme may override or skip: `frozen_client` (a class
     attribute) makes the vehicle's side fixed, so it downloads no model and no gradient, runs no backward and
     uploads no model. Payload sizes come from the wire codec of the scheme's cost model (one codec for the
     prediction and the timeline). Optimizer state is stored compactly: between rounds a vehicle keeps only
@@ -170,35 +192,60 @@ class SplitRounds(RoundProtocol):
                 del store[owner]
 
     # ---- the per-batch timeline ----------------------------------------------------------------
+    def batch_steps(self) -> list:
+        """The steps of one batch, in order; each `step(r, batch)` is a generator that returns True to go on.
+        A frozen client stops after the server's step (no gradient comes down, no backward)."""
+        steps = [self.step_forward, self.step_upload, self.step_server]
+        if not self.frozen_client:
+            steps += [self.step_gradient_download, self.step_backward]
+        return steps
+
     def train_batch(self, r: int, veh: Vehicle, ctx: CutContext, x: torch.Tensor, y: torch.Tensor,
                     cstate: StateDict, copt, server_work) -> Generator:
-        """One split batch on the clock; True when the vehicle's last step completed.
+        """One split batch on the clock; True when its last step completed.
         `server_work(activation, y)` runs the server's step and returns the activation gradient."""
-        sim, ch, prof = self.sim, self.ch, ctx.profile
-        b = int(y.shape[0])
-        dec = self.decision(veh.id)
-        act = client_forward(self.task.model, ctx.cut, x, cstate)   # keeps its graph until the gradient is back
-        sent, nbytes = self.codec.encode(act, dec)
-        if not (yield from sim.compute(r, veh, "compute.fwd", prof.client_fwd_flops * b, dec.cpu_hz)):
-            return False
-        dec = self.decision(veh.id)
-        ul = yield from sim.transfer(r, veh, "ul", "activations", nbytes, dec.tx_power_w,
-                                     dec.bandwidth_share * ch.uplink_bandwidth_hz)
-        if not ul.ok:
-            return False
-        received = to_server(sent)
-        ok, grad = yield from self.edge.compute(r, veh.id, prof.server_flops * b, lambda: server_work(received, y))
-        if not ok:
-            return False
-        if self.frozen_client:
-            return True
-        grad_bytes = grad.numel() * grad.element_size() if grad is not None else 0
-        dl = yield from sim.transfer(r, veh, "dl", "gradients", grad_bytes, ch.rsu_tx_power_w,
-                                     self.decision(veh.id).bandwidth_share * ch.downlink_bandwidth_hz)
-        if not dl.ok:
-            return False
-        client_backward(sent, grad, copt)                               # frees this vehicle's graph
-        return (yield from sim.compute(r, veh, "compute.bwd", prof.client_bwd_flops * b, self.decision(veh.id).cpu_hz))
+        batch = Batch(veh, ctx, x, y, cstate, copt, server_work)
+        for step in self.batch_steps():
+            if not (yield from step(r, batch)):
+                return False
+        return True
+
+    def step_forward(self, r: int, batch: "Batch") -> Generator:
+        """Client forward (the real one, keeping its graph until the gradient is back), encoded for the
+        air by the codec; a 'compute.fwd' span."""
+        dec = self.decision(batch.veh.id)
+        batch.act = client_forward(self.task.model, batch.ctx.cut, batch.x, batch.cstate)
+        batch.sent, batch.nbytes = self.codec.encode(batch.act, dec)
+        flops = batch.ctx.profile.client_fwd_flops * batch.size
+        return (yield from self.sim.compute(r, batch.veh, "compute.fwd", flops, dec.cpu_hz))
+
+    def step_upload(self, r: int, batch: "Batch") -> Generator:
+        """The encoded activations up ('tx.ul', payload 'activations')."""
+        dec = self.decision(batch.veh.id)
+        ul = yield from self.sim.transfer(r, batch.veh, "ul", "activations", batch.nbytes, dec.tx_power_w,
+                                          dec.bandwidth_share * self.ch.uplink_bandwidth_hz)
+        return ul.ok
+
+    def step_server(self, r: int, batch: "Batch") -> Generator:
+        """The server's forward and backward on the edge server's queue ('server.compute')."""
+        received, y = to_server(batch.sent), batch.y
+        ok, batch.grad = yield from self.edge.compute(r, batch.veh.id, batch.ctx.profile.server_flops * batch.size,
+                                                      lambda: batch.server_work(received, y))
+        return ok
+
+    def step_gradient_download(self, r: int, batch: "Batch") -> Generator:
+        """The activation gradient down ('tx.dl', payload 'gradients')."""
+        grad = batch.grad
+        nbytes = grad.numel() * grad.element_size() if grad is not None else 0
+        dl = yield from self.sim.transfer(r, batch.veh, "dl", "gradients", nbytes, self.ch.rsu_tx_power_w,
+                                          self.decision(batch.veh.id).bandwidth_share * self.ch.downlink_bandwidth_hz)
+        return dl.ok
+
+    def step_backward(self, r: int, batch: "Batch") -> Generator:
+        """Client backward (frees the vehicle's graph) and its optimizer step; a 'compute.bwd' span."""
+        client_backward(batch.sent, batch.grad, batch.copt)
+        flops = batch.ctx.profile.client_bwd_flops * batch.size
+        return (yield from self.sim.compute(r, batch.veh, "compute.bwd", flops, self.decision(batch.veh.id).cpu_hz))
 
     def shared_server_work(self, cut: int):
         """server_work for `cut` on the one server-side model (SL, SFL-V2): it steps and returns the gradient."""

@@ -152,3 +152,28 @@ def test_cosim_list_shows_the_toy_scheme_and_optimizer(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "toy  " in out and "A toy scheme" in out and "toy_proportional" in out
+
+
+class ToyHandoverConfig(ToyConfig):
+    scheme: Literal["toy_handover"] = "toy_handover"
+
+
+@register_scheme("toy_handover", config=ToyHandoverConfig, cost=ToyCost())
+class ToyHandover(Toy):
+    """The toy scheme, re-planning at handovers instead."""
+
+    replan_on = ("handover",)
+
+
+def test_a_handover_re_plans_the_rest_of_the_round(tmp_path):
+    tree = {**TREE, "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+        {"id": "a", "x_m": 150.0, "speed_mps": 30.0}, {"id": "b", "x_m": 50.0}]}},
+        "rsus": {"positions_m": [[0.0, 0.0], [400.0, 0.0]], "coverage_radius_m": 250.0, "on_handover": "continue"},
+        "protocol": {**TREE["protocol"], "scheme": "toy_handover"}}
+    result = run_scenario(validate_tree(tree, "toy.yaml"), tmp_path / "run")
+    assert result.status == "completed" and result.rounds[0]["uploads"] == 2
+    spans = pq.read_table(tmp_path / "run" / "spans.parquet").to_pylist()
+    optimize = [(s["payload"], s["t_start_s"]) for s in spans if s["kind"] == "optimize"]
+    assert optimize[1] == ("toy_proportional replan (handover)", 2.0)   # a crosses to rsu1 at the t = 2 s tick
+    rows = pq.read_table(tmp_path / "run" / "decisions.parquet").to_pylist()
+    assert [r["bandwidth_share"] for r in rows] == [1.0, 1.0]        # then each is alone at its RSU
