@@ -144,6 +144,17 @@ def _build(args) -> int:
     return 0
 
 
+def _progress_line(console):
+    """on_done for sweep and compare: one line per finished run."""
+    def done(run, row, finished, total) -> None:
+        acc = row.get("final_accuracy")
+        console.print(f"[{finished}/{total}] {run.run_dir.name}: {row['status']}"
+                      + (" (kept from before)" if row.get("kept") else "")
+                      + (f", accuracy {acc:.3f}" if isinstance(acc, float) else "")
+                      + (f" ({row['detail']})" if row.get("detail") else ""), soft_wrap=True, markup=False)
+    return done
+
+
 def _sweep(args) -> int:
     from rich.console import Console
 
@@ -155,13 +166,7 @@ def _sweep(args) -> int:
             raise UserError(field_error("cosim sweep", flag, value, ">= 1"))
     out = Path(args.out) if args.out else Path("runs") / f"{load_scenario(args.scenario, args.overrides).name}-sweep"
     console = Console(stderr=True)
-
-    def done(run, row, finished, total) -> None:
-        acc = row.get("final_accuracy")
-        console.print(f"[{finished}/{total}] {run.run_dir.name}: {row['status']}"
-                      + (" (kept from before)" if row.get("kept") else "")
-                      + (f", accuracy {acc:.3f}" if isinstance(acc, float) else "")
-                      + (f" ({row['detail']})" if row.get("detail") else ""), soft_wrap=True, markup=False)
+    done = _progress_line(console)
 
     path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done, resume=args.resume,
                      jobs=args.jobs, threads=args.threads)
@@ -231,13 +236,7 @@ def _compare(args) -> int:
         if value is not None and value < 1:
             raise UserError(field_error("cosim compare", flag, value, ">= 1"))
     console = Console(stderr=True)
-
-    def done(run, row, finished, total) -> None:
-        acc = row.get("final_accuracy")
-        console.print(f"[{finished}/{total}] {run.run_dir.name}: {row['status']}"
-                      + (" (kept from before)" if row.get("kept") else "")
-                      + (f", accuracy {acc:.3f}" if isinstance(acc, float) else "")
-                      + (f" ({row['detail']})" if row.get("detail") else ""), soft_wrap=True, markup=False)
+    done = _progress_line(console)
 
     only = [b.strip() for b in args.baselines.split(",")] if args.baselines else None
     result = run_compare(args.scenario, args.seeds, args.overrides, args.out, only=only, on_done=done,

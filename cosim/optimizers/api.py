@@ -8,6 +8,7 @@ every field of the decisions it is given to decisions.parquet.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -159,14 +160,15 @@ class RoundSnapshot:
 
     def restrict(self, ids) -> "RoundSnapshot":
         """The snapshot with only the candidates `ids`, in that order."""
-        by_id = {c.id: c for c in self.candidates}
-        return dataclasses.replace(self, candidates=tuple(by_id[i] for i in ids))
+        return dataclasses.replace(self, candidates=tuple(self._by_id[i] for i in ids))
 
     def candidate(self, vid: str) -> Candidate:
-        for c in self.candidates:
-            if c.id == vid:
-                return c
-        raise KeyError(vid)
+        """The candidate with id `vid` (KeyError if none)."""
+        return self._by_id[vid]
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Candidate]:
+        return {c.id: c for c in self.candidates}
 
 
 # ---- JSON ------------------------------------------------------------------------------------------
