@@ -538,7 +538,8 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
 
 def _switch_scheme(tree: dict, overridden: set[str]) -> None:
     """When an override sets protocol.scheme, drop the file's protocol keys the new scheme does not have
-    (`--set protocol.scheme=fedavg` on a split scenario drops its cut); keys set by overrides stay."""
+    (`--set protocol.scheme=fedavg` on a split scenario drops its cut), and its optimizer if that plans for
+    other schemes only; keys set by overrides stay."""
     proto = tree.get("protocol")
     if "protocol.scheme" not in overridden or not isinstance(proto, dict):
         return
@@ -550,6 +551,9 @@ def _switch_scheme(tree: dict, overridden: set[str]) -> None:
     kept = {k.split(".")[1] for k in overridden if k.startswith("protocol.") and k.count(".") >= 1}
     for key in [k for k in proto if k not in entry.config.model_fields and k not in kept]:
         del proto[key]
+    optimizer = registry.optimizers().get(proto.get("optimizer"))
+    if "optimizer" not in kept and optimizer is not None and optimizer.schemes and entry.name not in optimizer.schemes:
+        del proto["optimizer"]          # the file's optimizer plans for its own scheme only: the default then
 
 
 DEFAULT_SCHEME = "fedavg"
