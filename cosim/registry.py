@@ -21,8 +21,8 @@ from typing import Annotated, Callable, Optional, Union
 from pydantic import Field, TypeAdapter
 
 # the modules that register the built-in schemes, optimizers and selection rules
-_BUILTINS = ("cosim.optimizers.baseline", "cosim.optimizers.selection", "cosim.protocols.fl",
-             "cosim.protocols.sl", "cosim.protocols.sfl")
+_BUILTINS = ("cosim.optimizers.baseline", "cosim.optimizers.selection", "cosim.optimizers.asfl",
+             "cosim.protocols.fl", "cosim.protocols.sl", "cosim.protocols.sfl", "cosim.protocols.asfl")
 
 
 @dataclass(frozen=True)

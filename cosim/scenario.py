@@ -350,7 +350,7 @@ class PartitionConfig(_Frozen):
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "gtsrb")
 # architecture knobs a scenario may set per model (learning.models constructors); no torch import here
 _VIT_ARCH = ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
-MODEL_ARCH = {"cnn": ("width",), "resnet18": ("width",), "vit_tiny": _VIT_ARCH, "vit_small": _VIT_ARCH,
+MODEL_ARCH = {"cnn": ("width",), "resnet18": ("width", "stem_stride", "stem_pool"), "vit_tiny": _VIT_ARCH, "vit_small": _VIT_ARCH,
               "vit_base": _VIT_ARCH, "vit_micro": _VIT_ARCH}
 
 

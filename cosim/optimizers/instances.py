@@ -33,18 +33,20 @@ def model_spec(name: str = "cnn", in_channels: int = 1, image_size: int = 8, num
                      split_profile(name, in_channels, image_size, num_classes))
 
 
-def default_settings(scheme: str, n: int) -> dict:
+def default_settings(scheme: str, n: int, **overrides) -> dict:
     """The scheme's protocol settings at their defaults (a split scheme cut at the model's first split point),
-    every vehicle asked for."""
+    every vehicle asked for, with `overrides`."""
     config = registry.scheme(scheme).config
-    tree = {"scheme": scheme, "vehicles_per_round": n}
-    if "cut" in config.model_fields:
+    tree = {"scheme": scheme, "vehicles_per_round": n, **overrides}
+    if "cut" in config.model_fields and "cut" not in tree:
         tree["cut"] = model_spec().cuts[0].cut
     return config.model_validate(tree).model_dump(mode="json")
 
 
-def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None = None) -> RoundSnapshot:
-    """A random round of `n` covered vehicles over `rsus` RSUs (default: one per 10 vehicles)."""
+def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None = None,
+                    settings: dict | None = None, bandwidth_hz: float = 20e6) -> RoundSnapshot:
+    """A random round of `n` covered vehicles over `rsus` RSUs (default: one per 10 vehicles), with protocol
+    `settings` overriding the scheme's defaults and `bandwidth_hz` per RSU and direction."""
     rng = np.random.default_rng(seed)
     rsus = rsus if rsus is not None else max(1, n // 10)
     h0 = free_space_gain_at_1m(5.9e9)
@@ -62,6 +64,6 @@ def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None 
             interference_dl_w_per_hz=0.0, dwell_s=float(rng.uniform(5.0, 120.0)), num_samples=samples,
             label_histogram=hist, device=DeviceSpec("cpu", f_hz, 1.0e9)))
     return RoundSnapshot(
-        round=0, t_s=0.0, scheme=scheme, settings=default_settings(scheme, n), candidates=tuple(cands),
-        link=LinkBudget(), radio=RadioSpec(20e6, 20e6, 0.2, 0.01, 1.0, rsus), server=ServerSpec(1e12, 1),
+        round=0, t_s=0.0, scheme=scheme, settings=default_settings(scheme, n, **(settings or {})),
+        candidates=tuple(cands), link=LinkBudget(), radio=RadioSpec(bandwidth_hz, bandwidth_hz, 0.2, 0.01, 1.0, rsus), server=ServerSpec(1e12, 1),
         model=model, learning=LearningSpec(16, 1), budgets=Budgets(30.0, None))

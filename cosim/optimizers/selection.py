@@ -63,10 +63,16 @@ def fit_to_dwell(chosen: list[str], dwell_s: dict[str, float], plan_for: Callabl
     """Keep the vehicles whose predicted round latency fits in their predicted dwell (the seed papers'
     mobility-aware selection, T_n <= t_hold): plan the set; while some vehicle would not finish in time,
     drop the one that misses by the most and plan the rest again (their shares grow, latencies fall).
-    Returns the kept ids and each dropped one's predicted latency when dropped."""
+    Vehicles the optimizer leaves out of its plan (none of its decisions is feasible for them) are dropped
+    with latency inf. Returns the kept ids and each dropped one's predicted latency when dropped."""
     dropped: dict[str, float] = {}
     while chosen:
         latency = plan_for(chosen).latency_s
+        left_out = [v for v in chosen if v not in latency]        # the optimizer could not plan them
+        if left_out:
+            dropped.update({v: float("inf") for v in left_out})
+            chosen = [v for v in chosen if v in latency]
+            continue
         worst = min(chosen, key=lambda v: (dwell_s[v] - latency[v], v))
         if latency[worst] <= dwell_s[worst]:
             break
@@ -80,5 +86,5 @@ def select_dwell_fit(snap: RoundSnapshot, rng: np.random.Generator, plan_for: Ca
     """Of the k longest dwells, those whose planned round latency fits in their dwell (worst miss dropped, re-planned)."""
     dwell = {c.id: c.dwell_s for c in snap.candidates}
     kept, late = fit_to_dwell(_ids(snap, _longest_dwell(snap)), dwell, plan_for)
-    return Selection(kept, {v: f"predicted_latency_s={t_s:.6g} > dwell_s={dwell[v]:.6g}"
-                            for v, t_s in sorted(late.items())})
+    return Selection(kept, {v: (f"predicted_latency_s={t_s:.6g} > dwell_s={dwell[v]:.6g}" if t_s != float("inf")
+                                else "the optimizer has no feasible plan for it") for v, t_s in sorted(late.items())})

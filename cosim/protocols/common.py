@@ -207,6 +207,12 @@ class RoundProtocol:
             self.plan = plan = self.solve(snap)
             if self.snapshots_on:
                 self.snapshots.append((f"round-{r:04d}", snap))
+            for vid in (v for v in choice.chosen if v not in plan.decisions):
+                trace.instant(env.now, r, vid, "select.drop", "the optimizer has no feasible plan for it")
+            if not plan.selected:
+                trace.instant(env.now, r, "server", "round.skip", "the optimizer planned for no vehicle")
+                yield env.timeout(world.step_s)
+                continue
             self._optimize_span(r, "")
             for vid in plan.selected:
                 trace.instant(env.now, r, vid, "select", f"share={plan.decisions[vid].bandwidth_share:.4f}")

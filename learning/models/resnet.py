@@ -32,13 +32,17 @@ class BasicBlock(nn.Module):
 
 
 class _Stem(nn.Module):
-    def __init__(self, in_channels: int, width: int):
+    """3x3 conv + BN + ReLU at `stride`, then a 3x3 stride-2 max-pool when `pool`."""
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1, pool: bool = False):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        self.conv = nn.Conv2d(in_channels, width, 3, stride=stride, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(width)
+        self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        x = F.relu(self.bn(self.conv(x)))
+        return F.max_pool2d(x, 3, stride=2, padding=1) if self.pool else x
 
 
 class _Head(nn.Module):
@@ -53,20 +57,26 @@ class _Head(nn.Module):
 class ResNet18(SplitModel):
     """ResNet-18 for small images: widths (w, 2w, 4w, 8w), strides (1, 2, 2, 2), two blocks each.
 
-    Input (in_channels, image_size, image_size); image_size >= 8 keeps every stage non-empty.
-    Raises ValueError for a non-positive width or image_size.
+    Input (in_channels, image_size, image_size); image_size >= 8 keeps every stage non-empty. The default
+    stem is CIFAR's (3x3, stride 1, no pool); stem_stride=2, stem_pool=1 is the ASFL authors' downsampling
+    stem (SCHEMES.md, github XiankeQiang/AdaptiveSplitFederatedLearning), for which image_size >= 32 keeps
+    every stage non-empty. Raises ValueError for a non-positive width or image_size, or a stem stride
+    other than 1 or 2.
     """
 
     stage_names = ("stem", "block1", "block2", "block3", "block4", "block5", "block6", "block7", "block8",
                    "head")
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, num_classes: int = 10, width: int = 64):
+    def __init__(self, in_channels: int = 3, image_size: int = 32, num_classes: int = 10, width: int = 64,
+                 stem_stride: int = 1, stem_pool: int = 0):
         super().__init__()
         if width < 1:
             raise ValueError(f"ResNet18 width must be >= 1, got {width}")
         if image_size < 1:
             raise ValueError(f"ResNet18 image_size must be >= 1, got {image_size}")
-        self.stem = _Stem(in_channels, width)
+        if stem_stride not in (1, 2):
+            raise ValueError(f"ResNet18 stem_stride must be 1 or 2, got {stem_stride}")
+        self.stem = _Stem(in_channels, width, stem_stride, bool(stem_pool))
         plan = [(width, width, 1), (width, width, 1),
                 (width, 2 * width, 2), (2 * width, 2 * width, 1),
                 (2 * width, 4 * width, 2), (4 * width, 4 * width, 1),
