@@ -18,6 +18,11 @@ from .sweep import SweepRun, execute
 COMPARE_FIELDS = ("method", "seed", "status", "final_accuracy", "mean_round_latency_s", "mean_round_energy_j",
                   "bytes_up", "bytes_down")
 _NUMERIC = COMPARE_FIELDS[3:]
+# compare_breakdown.csv: per round, from decisions.parquet, the vehicles' mean computation, communication and
+# server time, and the sum of their computation and communication energy
+BREAKDOWN_FIELDS = ("method", "seed", "mean_round_latency_s", "mean_vehicle_compute_s", "mean_vehicle_comm_s",
+                    "mean_vehicle_server_s", "round_compute_energy_j", "round_comm_energy_j", "mean_round_energy_j",
+                    "median_latency_prediction_gap")
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,34 @@ def _metrics(run_dir: Path) -> dict:
     return {"status": summary["status"], "detail": summary.get("detail", ""),
             "final_accuracy": summary.get("final_accuracy"), "mean_round_latency_s": mean("latency_s"),
             "mean_round_energy_j": mean("energy_j"), "bytes_up": sum(int(r["bytes_up"]) for r in rounds),
-            "bytes_down": sum(int(r["bytes_down"]) for r in rounds)}
+            "bytes_down": sum(int(r["bytes_down"]) for r in rounds), **_breakdown(run_dir)}
+
+
+def _breakdown(run_dir: Path) -> dict:
+    """Per round, the vehicles' mean computation / communication / server time and their summed energies
+    (decisions.parquet), averaged over rounds; the median relative latency prediction gap of the vehicles."""
+    import pyarrow.parquet as pq
+
+    path = run_dir / "decisions.parquet"
+    if not path.is_file():
+        return {}
+    rows = pq.read_table(path).to_pylist()
+    by_round: dict[int, list[dict]] = {}
+    for r in rows:
+        by_round.setdefault(r["round"], []).append(r)
+
+    def per_round(fn):
+        vals = [fn(rs) for rs in by_round.values()]
+        return statistics.fmean(vals) if vals else None
+
+    gaps = [(r["measured_latency_s"] - r["predicted_latency_s"]) / r["predicted_latency_s"] for r in rows
+            if r["status"] == "completed" and r["predicted_latency_s"] > 0]
+    return {"mean_vehicle_compute_s": per_round(lambda rs: statistics.fmean(r["measured_compute_s"] for r in rs)),
+            "mean_vehicle_comm_s": per_round(lambda rs: statistics.fmean(r["measured_comm_s"] for r in rs)),
+            "mean_vehicle_server_s": per_round(lambda rs: statistics.fmean(r["measured_server_s"] for r in rs)),
+            "round_compute_energy_j": per_round(lambda rs: sum(r["measured_compute_energy_j"] for r in rs)),
+            "round_comm_energy_j": per_round(lambda rs: sum(r["measured_comm_energy_j"] for r in rs)),
+            "median_latency_prediction_gap": statistics.median(gaps) if gaps else None}
 
 
 def plan_compare(scenario: str | Path, seeds: int, base: list[str], out_dir: Path,
@@ -95,7 +127,14 @@ def run_compare(scenario: str | Path, seeds: int, base: list[str], out_dir: Opti
         w.writerow(COMPARE_FIELDS)
         for row in table:
             w.writerow([repr(v) if isinstance(v, float) else v for v in (row[f] for f in COMPARE_FIELDS)])
-    md = markdown_table(table)
+    with open(out / "compare_breakdown.csv", "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(BREAKDOWN_FIELDS)
+        for r, (m, seed) in zip(runs, keys):
+            row = {"method": m, "seed": seed, **rows[r.index]}
+            w.writerow([repr(v) if isinstance(v, float) else v for v in (row.get(f) for f in BREAKDOWN_FIELDS)])
+    breakdown = [{"method": m, **rows[r.index]} for r, (m, _) in zip(runs, keys)]
+    md = markdown_table(table) + "\n\n" + breakdown_table(breakdown)
     (out / "compare.md").write_text(md + "\n")
     _plot(table, out / "compare.png")
     return CompareResult(path, md, [row["status"] for row in table])
@@ -132,6 +171,23 @@ def markdown_table(table: list[dict]) -> str:
             return "-" if math.isnan(mu) else f"{mu * scale:.{digits}f} ± {sd * scale:.{digits}f}"
         lines.append(f"| {m} | {e['ok']}/{e['runs']} | {pm('final_accuracy')} | {pm('mean_round_latency_s')} | "
                      f"{pm('mean_round_energy_j', digits=4)} | {pm('bytes_up', 1e-6, 2)} | {pm('bytes_down', 1e-6, 2)} |")
+    return "\n".join(lines)
+
+
+def breakdown_table(rows: list[dict]) -> str:
+    """Per method, means over seeds of the per-round latency and energy split (compare_breakdown.csv)."""
+    cols = (("mean_round_latency_s", "round latency [s]", 1.0, 3), ("mean_vehicle_compute_s", "vehicle compute [s]", 1.0, 3),
+            ("mean_vehicle_comm_s", "vehicle comm [s]", 1.0, 3), ("mean_vehicle_server_s", "server [s]", 1.0, 3),
+            ("round_compute_energy_j", "compute energy [J]", 1.0, 4), ("round_comm_energy_j", "comm energy [J]", 1.0, 4),
+            ("mean_round_energy_j", "round energy [J]", 1.0, 4), ("median_latency_prediction_gap", "prediction gap", 100.0, 2))
+    lines = ["| method | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for m in methods:
+        cells = []
+        for key, _, scale, digits in cols:
+            mu, _sd = _spread([r.get(key) for r in rows if r["method"] == m])
+            cells.append("-" if math.isnan(mu) else f"{mu * scale:.{digits}f}" + ("%" if scale == 100.0 else ""))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -4,9 +4,12 @@ Qiang et al., "Adaptive and Parallel Split Federated Learning in Vehicular Edge 
 12(5), 2025 (SCHEMES.md "ASFL"): min T = max_n t_n s.t. sum_n beta_n <= 1 (per RSU), e_n <= E_hat,
 p in [p_min, p_max], f in [f_min, f_max], cut in E; by block-coordinate descent until T stops improving
 (at most `bcd_max_iterations` rounds):
-- SUBP1, cut: enumeration over the allowed cuts: per vehicle the least latency at its power, clock and
-  share among the cuts within the energy budget;
-- SUBP2, power: the largest power within the budget at its clock and share (latency falls with power), by
+- SUBP1, cut: enumeration over the allowed cuts per vehicle: in the first round the least latency at its
+  power, clock and share among the cuts within the energy budget (the paper's `subp1`); afterwards the
+  cut that needs the least bandwidth share to finish within the current round latency, each cut with its
+  own best power and clock (`subp1_at`): judged at the resources its current cut was tuned to, a vehicle
+  keeps a worse cut, and the descent can lose to a single fixed cut (tests/optim);
+- SUBP2, power (the first round's): the largest power within the budget at its clock and share, by
   successive convex approximation: the transmit energy p s / R(p) is concave in p, so its first-order
   Taylor expansion bounds it from above and each step p + (E_hat - e(p)) / e'(p) stays feasible;
 - SUBP3, clock and share: Theorem 1's convex problem, t_n = A/f + B/beta + C, e_n = D f^2 + F/beta, each
