@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="the snapshot to solve (a run's snapshots/round-NNNN.json); with --random: where to write it")
     opt.add_argument("--random", type=int, metavar="N", help="write a random N-vehicle instance first, then solve it")
     opt.add_argument("--seed", type=int, default=0, help="seed of the random instance (default 0)")
-    opt.add_argument("--scheme", default="fedavg", help="scheme of the random instance (its cost model and settings)")
+    opt.add_argument("--scheme", help="scheme of the random instance (its cost model and settings; default: the "
+                                      "optimizer's own, else fedavg)")
     sub.add_parser("list", help="the registered schemes, optimizers and selection rules")
     cmp_ = sub.add_parser("compare", help="a scheme against the baselines its module declares, over seeds: compare.csv")
     cmp_.add_argument("scenario")
@@ -191,12 +192,18 @@ def _optimize(args) -> int:
         raise UserError(field_error(where, "OPTIMIZER", args.optimizer, f"one of {', '.join(map(repr, known))}"))
     if args.random is None and args.instance is None:
         raise UserError(f"{where}: expected --instance FILE.json or --random N")
+    entry = known[args.optimizer]
+    if args.scheme is None:
+        args.scheme = entry.schemes[0] if entry.schemes else "fedavg"
     if args.random is not None:
         if args.random < 1:
             raise UserError(field_error(where, "--random", args.random, ">= 1 vehicles"))
         if args.scheme not in registry.schemes():
             raise UserError(field_error(where, "--scheme", args.scheme,
                                         f"one of {', '.join(map(repr, registry.schemes()))}"))
+        if entry.schemes and args.scheme not in entry.schemes:
+            raise UserError(field_error(where, "--scheme", args.scheme,
+                                        f"a scheme optimizer {args.optimizer!r} plans for: {', '.join(entry.schemes)}"))
         snap = random_snapshot(args.random, args.seed, args.scheme)
         path = Path(args.instance or f"instance-{args.scheme}-n{args.random}-seed{args.seed}.json")
         writable_dir(path.absolute().parent, where, "--instance")
@@ -207,7 +214,10 @@ def _optimize(args) -> int:
         snap = read_instance(args.instance, where)
     if snap.scheme not in registry.schemes():
         raise UserError(field_error(args.instance or where, "scheme", snap.scheme, "a registered scheme (cosim list)"))
-    plan = known[args.optimizer].solve(snap)
+    if entry.schemes and snap.scheme not in entry.schemes:
+        raise UserError(field_error(str(path if args.random is not None else args.instance), "scheme", snap.scheme,
+                                    f"a scheme optimizer {args.optimizer!r} plans for: {', '.join(entry.schemes)}"))
+    plan = entry.solve(snap)
     out = {"optimizer": args.optimizer, "instance": str(path if args.random is not None else args.instance),
            **plan_to_dict(plan), "violations": violations(snap, plan)}
     print(json.dumps(out, indent=1))

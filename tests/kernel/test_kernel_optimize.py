@@ -84,6 +84,7 @@ def test_cosim_optimize_random_writes_an_instance_that_resolves_to_the_same_plan
     (["optimize", "baseline", "--instance", "missing.json"], "--instance = 'missing.json'"),
     (["optimize", "baseline", "--random", "0"], "--random = 0"),
     (["optimize", "baseline", "--random", "3", "--scheme", "nope"], "--scheme = 'nope'"),
+    (["optimize", "asfl", "--random", "3", "--scheme", "sl"], "optimizer 'asfl' plans for: asfl"),
 ])
 def test_cosim_optimize_bad_arguments_are_one_line(tmp_path, capsys, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)
