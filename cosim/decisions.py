@@ -34,10 +34,15 @@ def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set
     """The rows of one round: every selected vehicle's decision, predicted cost and measured cost (its own
     spans from the round's start and the 'server.compute' spans run for it: its latency ends with the
     last of them)."""
+    own_of: dict[str, list[Span]] = {}
+    served_of: dict[str, list[Span]] = {}
+    for s in spans:                       # one pass over the round's spans, not one per vehicle
+        own_of.setdefault(s.actor, []).append(s)
+        if s.kind == "server.compute":
+            served_of.setdefault(s.payload, []).append(s)
     rows = []
     for vid in plan.selected:
-        own = [s for s in spans if s.actor == vid]
-        served = [s for s in spans if s.kind == "server.compute" and s.payload == vid]
+        own, served = own_of.get(vid, []), served_of.get(vid, [])
         compute = [s for s in own if s.kind.startswith("compute.")]
         comm = [s for s in own if s.kind.startswith("tx.")]
         cost = plan.costs[vid]

@@ -86,7 +86,6 @@ def register_scheme(name: str, *, config: type, cost, baselines: Optional[Callab
     """Class decorator: register a RoundProtocol subclass as protocol.scheme `name`."""
     def deco(cls):
         _put(_SCHEMES, name, SchemeEntry(name, config, cls, cost, baselines or _no_baselines, _summary(cls)))
-        cls.scheme_name = name
         return cls
     return deco
 

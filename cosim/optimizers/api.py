@@ -63,15 +63,6 @@ class Plan:
     round: Mapping[str, Any] = field(default_factory=dict)
     stats: Mapping[str, Any] = field(default_factory=dict)
 
-    # the two the timeline used before decisions had more fields
-    @property
-    def bandwidth_share(self) -> dict[str, float]:
-        return {v: d.bandwidth_share for v, d in self.decisions.items()}
-
-    @property
-    def tx_power_w(self) -> dict[str, float]:
-        return {v: d.tx_power_w for v, d in self.decisions.items()}
-
 
 @dataclass(frozen=True)
 class Candidate:

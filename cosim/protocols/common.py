@@ -36,7 +36,6 @@ from ..world import Vehicle
 ROUND_FIELDS = ("round", "t_start_s", "t_end_s", "selected", "completed", "dropped", "aborted", "late", "accuracy",
                 "loss", "latency_s", "energy_j", "predicted_latency_s", "predicted_energy_j", "bytes_up",
                 "bytes_down")
-REPLAN_EVENTS = ("vehicle-left", "handover")
 
 
 @dataclass
@@ -59,7 +58,6 @@ class RoundProtocol:
     columns, and who trained and who was aggregated, in order); `decision_rows` one dict per vehicle and
     round; `snapshots` the optimizer's inputs (when output.snapshots is on); `solve_ms` its wall times."""
 
-    scheme_name = ""                          # set by registry.register_scheme
     round_fields: tuple[str, ...] = ()
     replan_on: tuple[str, ...] = ()
 

@@ -28,7 +28,7 @@ from learning.profile import CutProfile
 from learning.split import client_backward, client_forward, make_sgd, server_step, to_server
 
 from ..errors import SettingError
-from ..optimizers.api import Decision, Plan
+from ..optimizers.api import Plan
 from ..optimizers.costs import SplitCost, batch_sizes
 from ..registry import register_scheme
 from ..world import Vehicle
@@ -348,4 +348,4 @@ class SplitLearning(SplitRounds):
         yield from ()                      # no aggregation: nothing takes time
 
 
-__all__ = ["CutContext", "Decision", "SlConfig", "SplitLearning", "SplitRounds", "SplitUpdate"]
+__all__ = ["CutContext", "SlConfig", "SplitLearning", "SplitRounds", "SplitUpdate"]
