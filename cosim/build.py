@@ -111,6 +111,7 @@ def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
         interference_activity=c.interference.activity,
         vehicle_tx_power_w=c.vehicle_tx_power_w, rsu_tx_power_w=c.rsu_tx_power_w,
         uplink_bandwidth_hz=c.uplink_bandwidth_hz, downlink_bandwidth_hz=c.downlink_bandwidth_hz,
-        work_conserving=c.work_conserving, backhaul=backhaul,
+        work_conserving=c.work_conserving, subchannels=c.subchannels.count,
+        subchannel_fading=c.subchannels.fading, subchannel_k_factor=c.subchannels.k_factor, backhaul=backhaul,
         streams=streams if streams is not None else RngStreams(sc.seed))
 

@@ -20,11 +20,14 @@ from functools import cached_property
 from itertools import repeat
 from typing import Optional
 
+import zlib
+
 import numpy as np
 import simpy
 
 from channel import link, models
 from channel import seed as ch
+from channel.fading import power_fading
 from channel.rate import mcs_rate_bps
 from channel.shadowing import next_shadowing_db, shadowing_params
 
@@ -63,6 +66,9 @@ class RadioParams:
     uplink_bandwidth_hz: float = 20e6
     downlink_bandwidth_hz: float = 20e6
     work_conserving: bool = False
+    subchannels: int = 0                      # orthogonal subchannels per RSU band (0: not divided)
+    subchannel_fading: str = "rayleigh"       # their block fading per vehicle and round
+    subchannel_k_factor: Optional[float] = None
     backhaul: object = field(default=None, compare=False)               # cosim.backhaul.Backhaul or None
     streams: Optional[RngStreams] = field(default=None, compare=False)  # for the "channel" stream
 
@@ -137,6 +143,7 @@ class RadioState:
         self._i_psd = np.zeros((0, 2))                                # interference [W/Hz]: ul, dl
         self.pools: dict[tuple[int, str], BandwidthPool] = {}
         self._transfers: dict[tuple[str, str], int] = {}
+        self._subchannel_fading: dict[str, tuple[int, np.ndarray]] = {}
 
     @property
     def rng(self) -> np.random.Generator:
@@ -167,6 +174,23 @@ class RadioState:
             cap = p.uplink_bandwidth_hz if direction == "ul" else p.downlink_bandwidth_hz
             self.pools[key] = BandwidthPool(self.env, cap)
         return self.pools[key]
+
+    def subchannel_fading(self, vehicle_id: str, round_: int) -> np.ndarray:
+        """The vehicle's block fading (unit-mean power gain) on each subchannel in round `round_`: drawn once
+        per vehicle and round from a generator seeded by (run seed, 'channel.subchannels', round, vehicle),
+        so it depends neither on the order vehicles are asked in nor on the other draws."""
+        p = self.params
+        held = self._subchannel_fading.get(vehicle_id)
+        if held is not None and held[0] == round_:
+            return held[1]
+        if p.streams is None:
+            raise ValueError("RadioParams.streams is None: subchannel fading draws from the run's streams")
+        rng = np.random.default_rng(p.streams.seed_for("channel.subchannels", round_,
+                                                       zlib.crc32(vehicle_id.encode("utf-8"))))
+        fading = power_fading(p.subchannels, p.subchannel_fading, rng, p.subchannel_k_factor)
+        fading.setflags(write=False)
+        self._subchannel_fading[vehicle_id] = (round_, fading)
+        return fading
 
     # ---- inspection (tests, notebooks) --------------------------------------------------------------
     def _row_index(self) -> dict[str, int]:

@@ -174,6 +174,22 @@ class InterferenceConfig(_Frozen):
     activity: Annotated[float, Field(ge=0, le=1)] = 1.0   # fraction of time an interferer transmits
 
 
+class SubchannelConfig(_Frozen):
+    """Each RSU's band (per direction) as `count` orthogonal subchannels of band / count (0: not divided); a
+    vehicle a scheme assigns to subchannel m sends over it at gain path_gain x its block fading there:
+    an independent unit-mean power gain per vehicle, subchannel and round (Rayleigh, or Rician with
+    k_factor), drawn from the run's channel stream. The downlink uses the same subchannel (TDD)."""
+    count: Annotated[int, Field(ge=0, le=4096)] = 0
+    fading: Literal["rayleigh", "rician"] = "rayleigh"
+    k_factor: Optional[NonNegFloat] = None        # linear Rician K; required for fading 'rician' only
+
+    @model_validator(mode="after")
+    def _k_factor(self):
+        if (self.fading == "rician") != (self.k_factor is not None):
+            raise ValueError("k_factor (linear, >= 0) exactly when fading is 'rician'")
+        return self
+
+
 _MODEL_NAMES = tuple(MODELS)
 # model parameters a scenario may set (the rest are either fields of their own or per-link state)
 _SCENARIO_MODEL_PARAMS = {name: sorted(set(m.params) - {"h0", "gamma", "los", "building_nlos"})
@@ -217,6 +233,7 @@ class ChannelConfig(_Frozen):
     # transfer (a higher layer's retransmission, e.g. RLC AM or TCP), traced as a span of its own
     on_arq_limit: Literal["abort", "resend"] = "abort"
     interference: InterferenceConfig = InterferenceConfig()
+    subchannels: SubchannelConfig = SubchannelConfig()
     work_conserving: bool = False             # a finished transfer's band goes to the others at its RSU
 
     @field_validator("vehicle_min_tx_power_w")
@@ -464,7 +481,7 @@ def safe_load(text: str):
 
 # Path fields (dotted) that must name existing files, resolved against the scenario's folder.
 _PATH_FIELDS = ("mobility.sumo.config", "mobility.sumo.net", "mobility.sumo.routes", "mobility.sumo.additional",
-                "mobility.fcd.file")
+                "mobility.fcd.file", "protocol.accuracy_model_file")
 
 
 def _expected(err: dict) -> str:

@@ -30,8 +30,10 @@ class RadioLink(Link):
     its share of the RSU's pool in that direction, which changes when other transfers there end.
     """
 
-    def __init__(self, sim: "Simulation", veh: Vehicle, direction: str, tx_power_w: float, bandwidth_hz: float):
+    def __init__(self, sim: "Simulation", veh: Vehicle, direction: str, tx_power_w: float, bandwidth_hz: float,
+                 fading: float = 1.0):
         self.sim, self.veh, self.direction = sim, veh, direction
+        self.fading = fading           # the block fading of its subchannel (1: no subchannel)
         self.rsu = veh.rsu
         self.tx_power_w, self.base_bandwidth_hz = tx_power_w, bandwidth_hz
         self.pool: Optional[BandwidthPool] = None
@@ -53,7 +55,7 @@ class RadioLink(Link):
     def rate_bps(self) -> float:
         if self.sim.env.now < self._resume_s:
             return 0.0
-        rate = self.sim.world.rate_bps(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction)
+        rate = self.sim.world.rate_bps(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction, self.fading)
         trace = self.sim.trace
         if trace.wants_counters:            # the link as this interval of the transfer sees it
             now = self.sim.env.now
@@ -62,7 +64,7 @@ class RadioLink(Link):
         return rate
 
     def snr_linear(self) -> float:
-        return self.sim.world.snr_linear(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction)
+        return self.sim.world.snr_linear(self.veh, self.tx_power_w, self.bandwidth_hz, self.direction, self.fading)
 
     def rates_at_snr_bps(self, snr_linear: np.ndarray) -> np.ndarray:
         return self.sim.world.radio_state.rates_at_snr_bps(self.bandwidth_hz, snr_linear)
@@ -177,8 +179,9 @@ class Simulation:
 
     # ---- building blocks for protocols ------------------------------------------------------
     def transfer(self, round_: int, veh: Vehicle, direction: str, payload: str, nbytes: int,
-                 tx_power_w: float, bandwidth_hz: float) -> Generator:
+                 tx_power_w: float, bandwidth_hz: float, subchannel: Optional[int] = None) -> Generator:
         """Send nbytes between `veh` and the server ('ul' or 'dl') over its RSU; returns the outcome.
+        With a `subchannel` (of channel.subchannels), its gain includes that subchannel's block fading.
 
         Records a tx span for the radio leg and, when the scenario has a backhaul, a 'tx.backhaul' span
         (actor: the RSU) for the wired leg: after the radio leg for 'ul', before it for 'dl'. The outcome is
@@ -188,7 +191,8 @@ class Simulation:
         """
         radio = self.world.radio_state
         params = radio.params
-        link = RadioLink(self, veh, direction, tx_power_w, bandwidth_hz)
+        fading = 1.0 if subchannel is None else float(radio.subchannel_fading(veh.id, round_)[subchannel])
+        link = RadioLink(self, veh, direction, tx_power_w, bandwidth_hz, fading)
         t0 = self.env.now
         if direction == "dl" and params.backhaul is not None and link.rsu >= 0:
             status, cause = yield from self._backhaul(round_, link.rsu, payload, nbytes)

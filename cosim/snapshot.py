@@ -27,19 +27,20 @@ class SnapshotBuilder:
             scheme=proto.scheme, settings=proto.model_dump(mode="json"),
             link=sim.world.radio_state.params.budget,
             radio=RadioSpec(ch.uplink_bandwidth_hz, ch.downlink_bandwidth_hz, ch.vehicle_tx_power_w,
-                            min_tx_power_w(ch), ch.rsu_tx_power_w, len(sim.world.rsus.ids)),
+                            min_tx_power_w(ch), ch.rsu_tx_power_w, len(sim.world.rsus.ids), ch.subchannels.count),
             server=ServerSpec(sim.server.flops_per_s, sim.server.gpu_slots), model=model,
             learning=LearningSpec(sc.learning.batch_size, sc.learning.local_epochs),
             budgets=Budgets(proto.round_deadline_s, getattr(proto, "energy_budget_j", None)))
 
-    def candidate(self, veh: Vehicle, dwell_s: float) -> Candidate:
+    def candidate(self, veh: Vehicle, dwell_s: float, round_: int) -> Candidate:
         radio, task = self.sim.world.radio_state, self.task
+        fading = tuple(radio.subchannel_fading(veh.id, round_).tolist()) if radio.params.subchannels else ()
         return Candidate(veh.id, veh.client, veh.rsu, float(veh.distance_m), float(veh.gain_linear),
                          radio.los_state(veh.id, veh.rsu), radio.interference_w_per_hz(veh.id, "ul"),
                          radio.interference_w_per_hz(veh.id, "dl"), float(dwell_s), task.client_size(veh.client),
-                         task.label_histogram(veh.client), self.sim.devices.spec(veh.id))
+                         task.label_histogram(veh.client), self.sim.devices.spec(veh.id), fading)
 
     def build(self, round_: int, vehicles: list[Vehicle], dwell_s, extra=None) -> RoundSnapshot:
-        cands = tuple(self.candidate(v, d) for v, d in zip(vehicles, dwell_s))
+        cands = tuple(self.candidate(v, d, round_) for v, d in zip(vehicles, dwell_s))
         return RoundSnapshot(round=round_, t_s=float(self.sim.env.now), candidates=cands, extra=dict(extra or {}),
                              **self._static)

@@ -189,14 +189,16 @@ class World:
         centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
         return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
 
-    def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None) -> float:
+    def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None,
+                   fading: float = 1.0) -> float:
         """SNR of the vehicle's link to its RSU as of the last tick (SINR when interference is on and
-        `direction` ('ul' or 'dl') is given)."""
-        return self.radio_state.snr_linear(veh.id, veh.gain_linear, tx_power_w, bandwidth_hz, direction)
+        `direction` ('ul' or 'dl') is given), its gain times `fading` (a subchannel's block fading)."""
+        return self.radio_state.snr_linear(veh.id, veh.gain_linear * fading, tx_power_w, bandwidth_hz, direction)
 
-    def rate_bps(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None) -> float:
+    def rate_bps(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None,
+                 fading: float = 1.0) -> float:
         """Rate of the vehicle's link to its RSU as of the last tick (0 when uncovered): Shannon (ergodic
         under fading with mode 'ergodic') or the MCS table's, per the scenario's rate_mode."""
         if not veh.present or veh.rsu < 0:
             return 0.0
-        return self.radio_state.rate_bps(bandwidth_hz, self.snr_linear(veh, tx_power_w, bandwidth_hz, direction))
+        return self.radio_state.rate_bps(bandwidth_hz, self.snr_linear(veh, tx_power_w, bandwidth_hz, direction, fading))

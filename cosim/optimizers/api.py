@@ -81,6 +81,9 @@ class Candidate:
     num_samples: int
     label_histogram: tuple[int, ...]
     device: DeviceSpec
+    # this round's small-scale power gain (mean 1) on each subchannel of its RSU: the pair's gain is
+    # gain_linear * subchannel_fading[m]; empty when the scenario does not divide the band
+    subchannel_fading: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class RadioSpec:
     vehicle_min_tx_power_w: float
     rsu_tx_power_w: float
     rsus: int
+    subchannels: int = 0                  # M orthogonal subchannels of bandwidth / M per RSU (0: not divided)
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,7 @@ def snapshot_from_dict(data: Mapping) -> RoundSnapshot:
     if fmt != FORMAT:
         raise ValueError(f"format {fmt!r}: expected {FORMAT!r}")
     cands = tuple(Candidate(**{**c, "label_histogram": tuple(c["label_histogram"]),
+                               "subchannel_fading": tuple(c.get("subchannel_fading", ())),
                                "device": DeviceSpec(**c["device"])}) for c in data.pop("candidates"))
     model = dict(data.pop("model"))
     cuts = tuple(CutProfile(**{**c, "activation_shape": tuple(c["activation_shape"])}) for c in model.pop("cuts"))

@@ -9,7 +9,7 @@ TOLERANCE = 1e-9
 def violations(snap: RoundSnapshot, plan: Plan) -> list[str]:
     """What `plan` breaks, one line each: vehicles not among the candidates, bandwidth shares per RSU above 1
     (in parallel schemes), power or clock outside the vehicle's range, cuts the model has no profile for,
-    one subchannel given twice at an RSU, a per-vehicle energy above the budget."""
+    a subchannel outside the RSU's or given twice there, a per-vehicle energy above the budget."""
     from .. import registry
 
     out = []
@@ -40,6 +40,10 @@ def violations(snap: RoundSnapshot, plan: Plan) -> list[str]:
         if d.cut is not None and d.cut not in cuts:
             out.append(f"{vid}: cut {d.cut} is not a profiled split point {sorted(cuts)}")
         if d.subchannel is not None:
+            if not 0 <= d.subchannel < radio.subchannels or len(c.subchannel_fading) != radio.subchannels:
+                out.append(f"{vid}: subchannel {d.subchannel} outside the RSU's {radio.subchannels} subchannels")
+            elif abs(d.bandwidth_share * radio.subchannels - 1.0) > TOLERANCE:
+                out.append(f"{vid}: bandwidth_share {d.bandwidth_share!r} is not one subchannel (1/{radio.subchannels})")
             key = (c.rsu, d.subchannel)
             if key in subchannels:
                 out.append(f"{vid}: subchannel {d.subchannel} of RSU {c.rsu} also given to {subchannels[key]}")

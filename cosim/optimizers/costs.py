@@ -22,16 +22,30 @@ def tx_energy_j(power_w: float, bits: float, rate_bps: float) -> float:
     return power_w * bits / rate_bps if rate_bps > 0 else float("inf")
 
 
+def link_gain(cand: Candidate, dec: Decision) -> float:
+    """The vehicle's gain on its decided subchannel (path gain x the subchannel's fading), or its path gain."""
+    if dec.subchannel is None:
+        return cand.gain_linear
+    return cand.gain_linear * cand.subchannel_fading[dec.subchannel]
+
+
+def bandwidth_hz(snap: RoundSnapshot, dec: Decision, direction: str) -> float:
+    """The vehicle's bandwidth in one direction ('ul'/'dl'): a subchannel (band / M) or its share of the band."""
+    r = snap.radio
+    band = r.uplink_bandwidth_hz if direction == "ul" else r.downlink_bandwidth_hz
+    return band / r.subchannels if dec.subchannel is not None else dec.bandwidth_share * band
+
+
 def uplink_rate_bps(snap: RoundSnapshot, cand: Candidate, dec: Decision) -> float:
-    """The vehicle's uplink rate at its power over its share of the RSU's uplink band."""
-    return link.rate_bps(snap.link, dec.tx_power_w, cand.gain_linear,
-                         dec.bandwidth_share * snap.radio.uplink_bandwidth_hz, cand.interference_ul_w_per_hz)
+    """The vehicle's uplink rate at its power over its subchannel or share of the RSU's uplink band."""
+    return link.rate_bps(snap.link, dec.tx_power_w, link_gain(cand, dec), bandwidth_hz(snap, dec, "ul"),
+                         cand.interference_ul_w_per_hz)
 
 
 def downlink_rate_bps(snap: RoundSnapshot, cand: Candidate, dec: Decision) -> float:
-    """The RSU's downlink rate to the vehicle over the vehicle's share of the downlink band."""
-    return link.rate_bps(snap.link, snap.radio.rsu_tx_power_w, cand.gain_linear,
-                         dec.bandwidth_share * snap.radio.downlink_bandwidth_hz, cand.interference_dl_w_per_hz)
+    """The RSU's downlink rate to the vehicle over the same subchannel (TDD: the uplink's fading) or its share."""
+    return link.rate_bps(snap.link, snap.radio.rsu_tx_power_w, link_gain(cand, dec), bandwidth_hz(snap, dec, "dl"),
+                         cand.interference_dl_w_per_hz)
 
 
 def batch_sizes(num_samples: int, batch_size: int, local_epochs: int, cap) -> list[int]:

@@ -10,8 +10,8 @@ Extension points of `RoundProtocol` (a scheme overrides what it needs):
 - class attributes `round_fields` (extra rounds.csv columns, passed to `record_round`) and `replan_on`
   ("vehicle-left", "handover": re-plan the rest of the round at those events; `replan` can also be called
   by the scheme itself).
-Vehicle processes read their current decisions with `decision(vehicle_id)`; `server_job` runs work on the
-edge server's GPU queue.
+Vehicle processes read their current decisions with `decision(vehicle_id)` and their link with
+`link_of(vehicle_id, direction)`; `server_job` runs work on the edge server's GPU queue.
 """
 from __future__ import annotations
 
@@ -113,6 +113,17 @@ class RoundProtocol:
     def decision(self, vid: str) -> Decision:
         """The decisions in force now for a vehicle of the current round."""
         return self.plan.decisions[vid]
+
+    def link_of(self, vid: str, direction: str) -> tuple[float, float, Optional[int]]:
+        """(transmit power, bandwidth, subchannel) of the vehicle's decided link in `direction` ('ul'/'dl'):
+        its subchannel (band / M) when it was given one, else its share of the band."""
+        dec, ch = self.plan.decisions[vid], self.ch
+        up = direction == "ul"
+        band = ch.uplink_bandwidth_hz if up else ch.downlink_bandwidth_hz
+        power = dec.tx_power_w if up else ch.rsu_tx_power_w
+        if dec.subchannel is not None:
+            return power, band / ch.subchannels.count, dec.subchannel
+        return power, dec.bandwidth_share * band, None
 
     def _optimize_span(self, r: int, label: str) -> None:
         name = self.optimizer.name

@@ -221,9 +221,8 @@ class SplitRounds(RoundProtocol):
 
     def step_upload(self, r: int, batch: "Batch") -> Generator:
         """The encoded activations up ('tx.ul', payload 'activations')."""
-        dec = self.decision(batch.veh.id)
-        ul = yield from self.sim.transfer(r, batch.veh, "ul", "activations", batch.nbytes, dec.tx_power_w,
-                                          dec.bandwidth_share * self.ch.uplink_bandwidth_hz)
+        ul = yield from self.sim.transfer(r, batch.veh, "ul", "activations", batch.nbytes,
+                                          *self.link_of(batch.veh.id, "ul"))
         return ul.ok
 
     def step_server(self, r: int, batch: "Batch") -> Generator:
@@ -235,10 +234,10 @@ class SplitRounds(RoundProtocol):
 
     def step_gradient_download(self, r: int, batch: "Batch") -> Generator:
         """The activation gradient down ('tx.dl', payload 'gradients')."""
-        grad = batch.grad
-        nbytes = grad.numel() * grad.element_size() if grad is not None else 0
-        dl = yield from self.sim.transfer(r, batch.veh, "dl", "gradients", nbytes, self.ch.rsu_tx_power_w,
-                                          self.decision(batch.veh.id).bandwidth_share * self.ch.downlink_bandwidth_hz)
+        nbytes = 0
+        if batch.grad is not None:
+            batch.grad, nbytes = self.codec.encode_gradient(batch.grad, self.decision(batch.veh.id))
+        dl = yield from self.sim.transfer(r, batch.veh, "dl", "gradients", nbytes, *self.link_of(batch.veh.id, "dl"))
         return dl.ok
 
     def step_backward(self, r: int, batch: "Batch") -> Generator:
@@ -255,10 +254,9 @@ class SplitRounds(RoundProtocol):
     def train_vehicle(self, r: int, veh: Vehicle, ctx: CutContext, source: StateDict, server_work) -> Generator:
         """Download the client side from `source`, train the vehicle's batches, upload it back.
         Returns (VehicleResult, the client-side state or None when the upload did not complete)."""
-        sim, ch = self.sim, self.ch
+        sim = self.sim
         if not self.frozen_client:
-            dl = yield from sim.transfer(r, veh, "dl", "model", ctx.client_model_bytes, ch.rsu_tx_power_w,
-                                         self.decision(veh.id).bandwidth_share * ch.downlink_bandwidth_hz)
+            dl = yield from sim.transfer(r, veh, "dl", "model", ctx.client_model_bytes, *self.link_of(veh.id, "dl"))
             if not dl.ok:
                 return VehicleResult(veh.id, veh.client, None), None
         cstate, copt = self.side(source, ctx.client_names, self.client_momentum, veh.id)
@@ -272,9 +270,7 @@ class SplitRounds(RoundProtocol):
         if not ok:
             return VehicleResult(veh.id, veh.client, None, trained=True), None
         if not self.frozen_client:
-            dec = self.decision(veh.id)
-            ul = yield from sim.transfer(r, veh, "ul", "model", ctx.client_model_bytes, dec.tx_power_w,
-                                         dec.bandwidth_share * ch.uplink_bandwidth_hz)
+            ul = yield from sim.transfer(r, veh, "ul", "model", ctx.client_model_bytes, *self.link_of(veh.id, "ul"))
             if not ul.ok:
                 return VehicleResult(veh.id, veh.client, None, trained=True), None
         client = {} if self.frozen_client else {k: v.detach() for k, v in cstate.items()}   # nothing went up
