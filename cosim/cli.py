@@ -77,6 +77,22 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (default 1)")
     cmp_.add_argument("--threads", type=int, help="PyTorch threads per run (as for sweep)")
     cmp_.add_argument("--resume", action="store_true", help="keep finished runs of an interrupted compare")
+    cal = sub.add_parser("calibrate", help="measure a scenario's response to a setting").add_subparsers(
+        dest="what", required=True)
+    quant = cal.add_parser("quant", help="accuracy vs activation bits, fitted O(q) = a(1-exp(-bq))+c (SFLAM)")
+    quant.add_argument("scenario")
+    quant.add_argument("--bits", default="1,2,3,4,6,8,16,32", help="bit widths to train at (default 1,2,3,4,6,8,16,32)")
+    quant.add_argument("--seeds", type=int, default=1, help="seeds per bit width (default 1)")
+    quant.add_argument("--rounds", type=int, help="rounds per run (default: the scenario's)")
+    quant.add_argument("--tail", type=int, default=5, help="a run's accuracy: its mean over the last rounds (default 5)")
+    quant.add_argument("--file", help="the calibration file to write (default: <scenario>.quant.json beside it)")
+    quant.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="a fixed override for every run (repeatable)")
+    quant.add_argument("--out", help="folder for the runs, calibrate.csv and calibrate.png "
+                                     "(default: runs/<name>-calibrate)")
+    quant.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (default 1)")
+    quant.add_argument("--threads", type=int, help="PyTorch threads per run (as for sweep)")
+    quant.add_argument("--resume", action="store_true", help="keep finished runs of an interrupted calibration")
     val = sub.add_parser("validate", help="check scenario files; print every error")
     val.add_argument("scenarios", nargs="+")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -98,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list()
         if args.cmd == "compare":
             return _compare(args)
+        if args.cmd == "calibrate":
+            return _calibrate(args)
         if args.cmd == "plot":
             from .plots import plot
 
@@ -254,6 +272,29 @@ def _compare(args) -> int:
     console.print(result.table_md, soft_wrap=True, markup=False)
     console.print(f"compare table: {result.csv_path}", soft_wrap=True, markup=False)
     return 0 if all(s in ("completed", "duration-reached") for s in result.statuses) else 1
+
+
+def _calibrate(args) -> int:
+    from rich.console import Console
+
+    from .calibrate import run_calibration
+
+    try:
+        bits = [int(b) for b in args.bits.split(",")]
+    except ValueError:
+        raise UserError(field_error("cosim calibrate quant", "--bits", args.bits, "comma-separated integers")) from None
+    for flag, value in (("--jobs", args.jobs), ("--threads", args.threads), ("--rounds", args.rounds)):
+        if value is not None and value < 1:
+            raise UserError(field_error("cosim calibrate quant", flag, value, ">= 1"))
+    base = args.overrides + ([f"protocol.rounds={args.rounds}"] if args.rounds else [])
+    console = Console(stderr=True)
+    cal = run_calibration(args.scenario, bits, args.seeds, base, args.out, args.file, args.tail, args.jobs,
+                          args.threads, args.resume, on_done=_progress_line(console))
+    for p in cal.points:
+        console.print(f"  q = {p['bits']:>2}: accuracy {p['accuracy']:.4f}", markup=False)
+    console.print(f"O(q) = {cal.a:.4f} (1 - exp(-{cal.b:.4f} q)) + {cal.c:.4f}; wrote {cal.file}",
+                  soft_wrap=True, markup=False)
+    return 0
 
 
 def _run(args) -> int:

@@ -3,6 +3,7 @@
 A codec gives both sizes from element counts (what the cost models predict with) and the tensor the
 server receives with its size, from the real tensor (what the timeline sends); a test checks they agree.
 `ActivationCodec` sends float32 as is at 32 bits and quantizes uniformly below (learning.quantize);
+`QuantizingCodec` (SFLAM) also quantizes the gradient coming back, optionally with stochastic rounding;
 schemes with another encoding (token selection) subclass `WireCodec`.
 """
 from __future__ import annotations
@@ -42,6 +43,38 @@ class WireCodec:
 
     def encode(self, activation: torch.Tensor, decision) -> tuple[torch.Tensor, int]:
         return activation, activation.numel() * activation.element_size()
+
+    def encode_gradient(self, grad: torch.Tensor, decision) -> tuple[torch.Tensor, int]:
+        """(what the vehicle receives, bytes on the wire) of the activation gradient: float32 as is."""
+        return grad, grad.numel() * grad.element_size()
+
+
+class QuantizingCodec(WireCodec):
+    """SFLAM's wire: activations up at the decision's `activation_bits`, activation gradients down at its
+    `gradient_bits` (32 when it has none), each quantized uniformly below 32 bits (per-tensor min and step
+    in a 64-bit header, learning.quantize) or sent as float32. With a torch.Generator, rounding is
+    stochastic (unbiased) with draws from it; without, to nearest."""
+
+    name = "quantized"
+
+    def upload_bytes(self, samples: int, profile, decision) -> int:
+        return activation_bytes(samples * profile.activation_elements, decision.activation_bits)
+
+    def download_bytes(self, samples: int, profile, decision) -> int:
+        return activation_bytes(samples * profile.activation_elements, getattr(decision, "gradient_bits", 32))
+
+    @staticmethod
+    def _code(x: torch.Tensor, bits: int, generator) -> tuple[torch.Tensor, int]:
+        if bits == FULL_PRECISION_BITS:
+            return x, x.numel() * x.element_size()
+        q = quantize(x, bits, stochastic=generator is not None, generator=generator)
+        return q.values, math.ceil(q.payload_bits / 8)
+
+    def encode(self, activation: torch.Tensor, decision, generator=None) -> tuple[torch.Tensor, int]:
+        return self._code(activation, decision.activation_bits, generator)
+
+    def encode_gradient(self, grad: torch.Tensor, decision, generator=None) -> tuple[torch.Tensor, int]:
+        return self._code(grad, getattr(decision, "gradient_bits", 32), generator)
 
 
 class ActivationCodec(WireCodec):

@@ -3,10 +3,11 @@
 Each optimizer solves the same seeded instances (cosim.optimizers.instances: the seed papers' channel,
 CPUs of 1-2 GHz, the digits CNN profiled at every cut) of a scheme it plans for (a split scheme when it
 plans for any) at that scheme's default settings, best of --repeats per instance; the baseline allocation
-is the reference the others are set against. Some optimizers are also timed at other settings (VARIANTS,
-e.g. ASFL under energy budgets that bind), reported beside the headline. Every plan is checked against
-its constraints. The last line printed is one JSON object: value = the slowest optimizer's median solve
-time [ms] at the defaults.
+is the reference the others are set against. An optimizer may plan on instances of its own shape
+(INSTANCES: SFLAM's vehicles share one RSU with a subchannel each). Some are also timed at other settings
+(VARIANTS, e.g. ASFL under energy budgets that bind, SFLAM's assignment by LP and exactly), reported beside
+the headline. Every plan is checked against its constraints. The last line printed is one JSON object:
+value = the slowest optimizer's median solve time [ms] at the defaults.
 
     python tools/bench_optim.py [--vehicles 100] [--instances 20] [--repeats 5]
 """
@@ -25,7 +26,10 @@ from cosim.optimizers.instances import random_snapshot
 
 TARGET_MS = 20.0
 # settings an optimizer is also timed at (beside its scheme's defaults), reported as details
-VARIANTS = {"asfl": {"budget_0.05J": {"energy_budget_j": 0.05}, "budget_0.02J": {"energy_budget_j": 0.02}}}
+VARIANTS = {"asfl": {"budget_0.05J": {"energy_budget_j": 0.05}, "budget_0.02J": {"energy_budget_j": 0.02}},
+            "sflam": {"lp": {"assignment_solver": "lp"}, "exact": {"assignment_solver": "exact"}}}
+# random_snapshot arguments an optimizer's instances take (SFLAM: one RSU, a subchannel per vehicle)
+INSTANCES = {"sflam": lambda vehicles: {"rsus": 1, "subchannels": vehicles}}
 
 
 def _scheme_for(entry) -> str:
@@ -37,7 +41,8 @@ def bench(entry, vehicles: int, instances: int, repeats: int, settings: dict | N
     scheme = _scheme_for(entry)
     best_ms, broken = [], 0
     for seed in range(instances):
-        snap = random_snapshot(vehicles, seed, scheme, settings=settings)
+        shape = INSTANCES[entry.name](vehicles) if entry.name in INSTANCES else {}
+        snap = random_snapshot(vehicles, seed, scheme, settings=settings, **shape)
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()

@@ -2,10 +2,14 @@
 
 The seed papers' setting (SCHEMES.md, common system model): vehicles within 500 m of their RSU, the seed
 channel h0 d^-2.5 (free space at 1 m, 5.9 GHz), 20 MHz per RSU, p in [0.01, 0.2] W, CPUs of 1-2 GHz; the
-model is the project's CNN for digits, profiled at every cut.
+model is the project's CNN for digits, profiled at every cut. SFLAM's rounds (scheme "sflam") have its own
+setting: 50 MHz per RSU divided into `subchannels` with Rayleigh block fading (Exp(1) power gains), the
+ViT of its bundled scenario cut after the patch embedding, batch 128 and 5 local epochs, an accuracy curve
+and a deadline that lets only low bits through on the worse pairs.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -23,14 +27,26 @@ from ..compute import DeviceSpec
 from .api import Budgets, Candidate, LearningSpec, ModelSpec, RadioSpec, RoundSnapshot, ServerSpec
 
 
+# SFLAM's rounds: the ViT of its bundled scenario (patch 8 on 1x32x32 inputs); O(q) from chance (c, 10 classes)
+# to 0.9 at full precision; T_max = 0.04 s + 0.013 s per subchannel (each carries W / M, so the airtimes grow
+# with M): at 100 subchannels about 35% of the pairs miss it even at 2 bits and p_max, another 30% at 16 bits
+SFLAM_ARCH = (("depth", 2), ("embed_dim", 32), ("mlp_ratio", 2.0), ("num_heads", 4), ("patch_size", 8))
+SFLAM_ACCURACY = {"a": 0.8, "b": 0.4, "c": 0.1}
+SFLAM_BANDWIDTH_HZ = 50e6
+SFLAM_DEADLINE_S = (0.04, 0.013)
+
+
 @functools.lru_cache(maxsize=8)
-def model_spec(name: str = "cnn", in_channels: int = 1, image_size: int = 8, num_classes: int = 10) -> ModelSpec:
-    """A model's measured bytes, training FLOPs per sample and profile at every cut."""
+def model_spec(name: str = "cnn", in_channels: int = 1, image_size: int = 8, num_classes: int = 10,
+               arch: tuple[tuple[str, object], ...] = ()) -> ModelSpec:
+    """A model's measured bytes, training FLOPs per sample and profile at every cut; `arch`: the model's
+    constructor overrides as (key, value) items (a tuple, so the cache can hash it)."""
+    config = dict(arch)
     with torch.random.fork_rng():          # the weights do not matter; leave the caller's RNG alone
-        model = build_model(name, in_channels, image_size, num_classes)
+        model = build_model(name, in_channels, image_size, num_classes, **config)
     flops = train_flops_per_sample(model, (in_channels, image_size, image_size))
     return ModelSpec(name, state_nbytes(model.state_dict()), float(flops), num_classes,
-                     split_profile(name, in_channels, image_size, num_classes))
+                     split_profile(name, in_channels, image_size, num_classes, **config))
 
 
 def default_settings(scheme: str, n: int, **overrides) -> dict:
@@ -44,13 +60,21 @@ def default_settings(scheme: str, n: int, **overrides) -> dict:
 
 
 def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None = None,
-                    settings: dict | None = None, bandwidth_hz: float = 20e6) -> RoundSnapshot:
+                    settings: dict | None = None, bandwidth_hz: float | None = None,
+                    subchannels: int | None = None) -> RoundSnapshot:
     """A random round of `n` covered vehicles over `rsus` RSUs (default: one per 10 vehicles), with protocol
-    `settings` overriding the scheme's defaults and `bandwidth_hz` per RSU and direction."""
+    `settings` overriding the scheme's defaults, `bandwidth_hz` per RSU and direction (default 20 MHz, SFLAM
+    50 MHz) divided into `subchannels` (default: 0, not divided; SFLAM 10), each vehicle's fading on them
+    drawn Exp(1)."""
+    sflam = scheme == "sflam"
+    subchannels = subchannels if subchannels is not None else (10 if sflam else 0)
+    if subchannels < 0:
+        raise ValueError(f"subchannels: >= 0, got {subchannels}")
     rng = np.random.default_rng(seed)
     rsus = rsus if rsus is not None else max(1, n // 10)
+    bandwidth_hz = bandwidth_hz if bandwidth_hz is not None else (SFLAM_BANDWIDTH_HZ if sflam else 20e6)
     h0 = free_space_gain_at_1m(5.9e9)
-    model = model_spec()
+    model = model_spec("vit_micro", 1, 32, 10, SFLAM_ARCH) if sflam else model_spec()
     cands = []
     for i in range(n):
         d_m = float(rng.uniform(20.0, 500.0))
@@ -63,7 +87,18 @@ def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None 
             gain_linear=float(seed_gain_linear(d_m, h0, 2.5)), los=-1, interference_ul_w_per_hz=0.0,
             interference_dl_w_per_hz=0.0, dwell_s=float(rng.uniform(5.0, 120.0)), num_samples=samples,
             label_histogram=hist, device=DeviceSpec("cpu", f_hz, 1.0e9)))
+    if subchannels:                         # after the draws above: the vehicles do not depend on M
+        fading = rng.exponential(1.0, (n, subchannels))
+        cands = [dataclasses.replace(c, subchannel_fading=tuple(float(x) for x in row))
+                 for c, row in zip(cands, fading)]
+    extra, learning = {}, LearningSpec(16, 1)
+    settings = dict(settings or {})
+    if sflam:
+        extra, learning = {"accuracy_model": dict(SFLAM_ACCURACY)}, LearningSpec(128, 5)
+        settings = {"cut": 1, "accuracy_model": dict(SFLAM_ACCURACY),
+                    "max_latency_s": SFLAM_DEADLINE_S[0] + SFLAM_DEADLINE_S[1] * subchannels, **settings}
     return RoundSnapshot(
-        round=0, t_s=0.0, scheme=scheme, settings=default_settings(scheme, n, **(settings or {})),
-        candidates=tuple(cands), link=LinkBudget(), radio=RadioSpec(bandwidth_hz, bandwidth_hz, 0.2, 0.01, 1.0, rsus), server=ServerSpec(1e12, 1),
-        model=model, learning=LearningSpec(16, 1), budgets=Budgets(30.0, None))
+        round=0, t_s=0.0, scheme=scheme, settings=default_settings(scheme, n, **settings),
+        candidates=tuple(cands), link=LinkBudget(),
+        radio=RadioSpec(bandwidth_hz, bandwidth_hz, 0.2, 0.01, 1.0, rsus, subchannels), server=ServerSpec(1e12, 1),
+        model=model, learning=learning, budgets=Budgets(30.0, None), extra=extra)
