@@ -15,7 +15,7 @@ import dataclasses
 from typing import Annotated, Generator, Literal, Optional
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from learning.split import client_forward
 
@@ -58,24 +58,35 @@ class SflamConfig(SplitConfig):
     gradient_bits: Bits = FULL_PRECISION_BITS
     stochastic_rounding: bool = False
     accuracy_model: Optional[AccuracyCurveConfig] = None
-    accuracy_model_file: Optional[str] = None
+    accuracy_model_file: Optional[str] = Field(default=None, validate_default=True)
     max_latency_s: Optional[PosFloat] = None
     assignment: Literal["optimal", "random"] = "optimal"
     assignment_solver: Literal["lp", "exact"] = "exact"
     power_control: Literal["sca", "max"] = "sca"
     max_iterations: PosInt = 20
 
-    @model_validator(mode="after")
-    def _levels(self):
-        for name in ("bits_min", "bits_max", "gradient_bits"):
-            if not _supported(getattr(self, name)):
-                raise ValueError(f"{name}: 1..16 (quantized) or 32 (float32), got {getattr(self, name)}")
-        if self.bits_min > self.bits_max:
-            raise ValueError(f"bits_min ({self.bits_min}) <= bits_max ({self.bits_max})")
-        if (self.accuracy_model is None) == (self.accuracy_model_file is None):
+    @field_validator("bits_min", "bits_max", "gradient_bits")
+    @classmethod
+    def _supported_bits(cls, value):
+        if not _supported(value):
+            raise ValueError("1..16 (quantized) or 32 (float32)")
+        return value
+
+    @field_validator("bits_max")
+    @classmethod
+    def _range(cls, value, info):
+        low = info.data.get("bits_min")
+        if low is not None and value < low:
+            raise ValueError(f"at least bits_min ({low})")
+        return value
+
+    @field_validator("accuracy_model_file")
+    @classmethod
+    def _one_curve(cls, value, info):
+        if (info.data.get("accuracy_model") is None) == (value is None):
             raise ValueError("exactly one of accuracy_model ({a, b, c}) and accuracy_model_file (the fit "
                              "`cosim calibrate quant` writes)")
-        return self
+        return value
 
     @property
     def bit_levels(self) -> list[int]:
