@@ -20,10 +20,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import ScenarioError, UserError, field_error, writable_dir
+from .optimizers.sflam_model import AccuracyCurve
+from .protocols.sflam import CALIBRATION_FORMAT
 from .scenario import load_scenario
 from .sweep import SweepRun, execute
 
-FORMAT = "cosim.quant-calibration/1"      # cosim.protocols.sflam.CALIBRATION_FORMAT reads it
 CSV_FIELDS = ("bits", "seed", "status", "accuracy", "final_accuracy")
 
 
@@ -37,8 +38,8 @@ class Calibration:
 
 
 def curve(q, a: float, b: float, c: float):
-    """O(q) = a (1 - exp(-b q)) + c."""
-    return a * (1.0 - np.exp(-b * np.asarray(q, dtype=float))) + c
+    """O(q) = a (1 - exp(-b q)) + c, in curve_fit's form."""
+    return AccuracyCurve(a, b, c)(q)
 
 
 def fit_curve(bits: list[int], accuracy: list[float]) -> tuple[float, float, float]:
@@ -122,7 +123,7 @@ def run_calibration(scenario: str | Path, bits: list[int], seeds: int, base: lis
         accs = [row["accuracy"] for row in table if row["bits"] == q]
         points.append({"bits": q, "accuracy": statistics.fmean(accs), "accuracies": accs})
     a, b, c = fit_curve([p["bits"] for p in points], [p["accuracy"] for p in points])
-    data = {"format": FORMAT, "curve": "O(q) = a (1 - exp(-b q)) + c", "a": a, "b": b, "c": c,
+    data = {"format": CALIBRATION_FORMAT, "curve": "O(q) = a (1 - exp(-b q)) + c", "a": a, "b": b, "c": c,
             "scenario": sc0.name, "rounds": sc0.protocol.rounds, "seeds": seeds, "tail_rounds": tail,
             "rmse": math.sqrt(statistics.fmean((p["accuracy"] - float(curve(p["bits"], a, b, c))) ** 2 for p in points)),
             "points": points}

@@ -41,27 +41,24 @@ class WireCodec:
     def download_bytes(self, samples: int, profile, decision) -> int:
         return gradient_bytes(samples * profile.activation_elements)
 
-    def encode(self, activation: torch.Tensor, decision) -> tuple[torch.Tensor, int]:
+    def encode(self, activation: torch.Tensor, decision, generator=None) -> tuple[torch.Tensor, int]:
+        """`generator`: draws for stochastic rounding (codecs that round; None: to nearest)."""
         return activation, activation.numel() * activation.element_size()
 
-    def encode_gradient(self, grad: torch.Tensor, decision) -> tuple[torch.Tensor, int]:
+    def encode_gradient(self, grad: torch.Tensor, decision, generator=None) -> tuple[torch.Tensor, int]:
         """(what the vehicle receives, bytes on the wire) of the activation gradient: float32 as is."""
         return grad, grad.numel() * grad.element_size()
 
 
-class QuantizingCodec(WireCodec):
-    """SFLAM's wire: activations up at the decision's `activation_bits`, activation gradients down at its
-    `gradient_bits` (32 when it has none), each quantized uniformly below 32 bits (per-tensor min and step
-    in a 64-bit header, learning.quantize) or sent as float32. With a torch.Generator, rounding is
-    stochastic (unbiased) with draws from it; without, to nearest."""
+class ActivationCodec(WireCodec):
+    """The cut activation at the decision's `activation_bits`: as is at 32, uniformly quantized (per-tensor
+    min and step in a 64-bit header, straight-through gradient) at 1..16, rounded to nearest or, with a
+    torch.Generator, stochastically."""
 
-    name = "quantized"
+    name = "activations"
 
     def upload_bytes(self, samples: int, profile, decision) -> int:
         return activation_bytes(samples * profile.activation_elements, decision.activation_bits)
-
-    def download_bytes(self, samples: int, profile, decision) -> int:
-        return activation_bytes(samples * profile.activation_elements, getattr(decision, "gradient_bits", 32))
 
     @staticmethod
     def _code(x: torch.Tensor, bits: int, generator) -> tuple[torch.Tensor, int]:
@@ -73,22 +70,16 @@ class QuantizingCodec(WireCodec):
     def encode(self, activation: torch.Tensor, decision, generator=None) -> tuple[torch.Tensor, int]:
         return self._code(activation, decision.activation_bits, generator)
 
+
+class QuantizingCodec(ActivationCodec):
+    """SFLAM's wire: ActivationCodec's uplink, and the activation gradient down at the decision's
+    `gradient_bits` (32 when it has none), quantized the same way below 32 bits. With a torch.Generator,
+    rounding is stochastic (unbiased) with draws from it; without, to nearest."""
+
+    name = "quantized"
+
+    def download_bytes(self, samples: int, profile, decision) -> int:
+        return activation_bytes(samples * profile.activation_elements, getattr(decision, "gradient_bits", 32))
+
     def encode_gradient(self, grad: torch.Tensor, decision, generator=None) -> tuple[torch.Tensor, int]:
         return self._code(grad, getattr(decision, "gradient_bits", 32), generator)
-
-
-class ActivationCodec(WireCodec):
-    """The cut activation at the decision's `activation_bits`: as is at 32, uniformly quantized (per-tensor
-    min and step in a 64-bit header, straight-through gradient) at 1..16."""
-
-    name = "activations"
-
-    def upload_bytes(self, samples: int, profile, decision) -> int:
-        return activation_bytes(samples * profile.activation_elements, decision.activation_bits)
-
-    def encode(self, activation: torch.Tensor, decision) -> tuple[torch.Tensor, int]:
-        bits = decision.activation_bits
-        if bits == FULL_PRECISION_BITS:
-            return activation, activation.numel() * activation.element_size()
-        q = quantize(activation, bits)
-        return q.values, math.ceil(q.payload_bits / 8)

@@ -12,24 +12,23 @@ with weights |D_n|.
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Generator, Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 from pydantic import Field, field_validator
-
-from learning.split import client_forward
 
 from ..configbase import Frozen, PosFloat, PosInt
 from ..errors import SettingError
 from ..optimizers.costs import SplitCost
 from ..optimizers.baseline import assemble
+from ..optimizers.sflam import bit_levels
 from ..optimizers.sflam_model import AccuracyCurve, SflamDecision
 from ..registry import register_scheme
 from ..wire import QuantizingCodec
 from .config import FULL_PRECISION_BITS, SplitConfig
 from .sfl import SflV2
 
-CALIBRATION_FORMAT = "cosim.quant-calibration/1"
+CALIBRATION_FORMAT = "cosim.quant-calibration/1"     # what cosim.calibrate writes
 
 Bits = Annotated[int, Field(ge=1, le=32)]
 
@@ -90,7 +89,7 @@ class SflamConfig(SplitConfig):
 
     @property
     def bit_levels(self) -> list[int]:
-        return [q for q in range(self.bits_min, self.bits_max + 1) if _supported(q)]
+        return bit_levels(self.bits_min, self.bits_max).tolist()
 
 
 def read_calibration(path) -> dict:
@@ -156,28 +155,12 @@ class Sflam(SflV2):
         self._codes = {}
         return super().start_round(r, plan)
 
-    def _generator(self, r: int, veh, stream: str) -> Optional[torch.Generator]:
-        """Stochastic rounding's draws: a generator per (round, vehicle, call) of the named stream."""
+    def rounding(self, r: int, veh, stream: str) -> Optional[torch.Generator]:
+        """Stochastic rounding's draws (protocol.stochastic_rounding): a generator per (round, vehicle, call)
+        of the named stream."""
         if not self.proto.stochastic_rounding:
             return None
         key = f"{stream}/{veh.id}"
         n = self._codes.get(key, 0)
         self._codes[key] = n + 1
         return torch.Generator().manual_seed(self.sim.streams.seed_for(stream, r, veh.client, n))
-
-    def step_forward(self, r: int, batch) -> Generator:
-        """The client forward, its activations quantized to the vehicle's bits (QuantizingCodec)."""
-        dec = self.decision(batch.veh.id)
-        batch.act = client_forward(self.task.model, batch.ctx.cut, batch.x, batch.cstate)
-        batch.sent, batch.nbytes = self.codec.encode(batch.act, dec, self._generator(r, batch.veh, "quantize"))
-        flops = batch.ctx.profile.client_fwd_flops * batch.size
-        return (yield from self.sim.compute(r, batch.veh, "compute.fwd", flops, dec.cpu_hz))
-
-    def step_gradient_download(self, r: int, batch) -> Generator:
-        """The activation gradient down at the vehicle's gradient_bits."""
-        nbytes = 0
-        if batch.grad is not None:
-            batch.grad, nbytes = self.codec.encode_gradient(batch.grad, self.decision(batch.veh.id),
-                                                            self._generator(r, batch.veh, "quantize.grad"))
-        dl = yield from self.sim.transfer(r, batch.veh, "dl", "gradients", nbytes, *self.link_of(batch.veh.id, "dl"))
-        return dl.ok

@@ -210,12 +210,16 @@ class SplitRounds(RoundProtocol):
                 return False
         return True
 
+    def rounding(self, r: int, veh: Vehicle, stream: str) -> Optional[torch.Generator]:
+        """Draws for the codec's stochastic rounding of the vehicle's next tensor (None: round to nearest)."""
+        return None
+
     def step_forward(self, r: int, batch: "Batch") -> Generator:
         """Client forward (the real one, keeping its graph until the gradient is back), encoded for the
         air by the codec; a 'compute.fwd' span."""
         dec = self.decision(batch.veh.id)
         batch.act = client_forward(self.task.model, batch.ctx.cut, batch.x, batch.cstate)
-        batch.sent, batch.nbytes = self.codec.encode(batch.act, dec)
+        batch.sent, batch.nbytes = self.codec.encode(batch.act, dec, self.rounding(r, batch.veh, "quantize"))
         flops = batch.ctx.profile.client_fwd_flops * batch.size
         return (yield from self.sim.compute(r, batch.veh, "compute.fwd", flops, dec.cpu_hz))
 
@@ -236,7 +240,8 @@ class SplitRounds(RoundProtocol):
         """The activation gradient down ('tx.dl', payload 'gradients')."""
         nbytes = 0
         if batch.grad is not None:
-            batch.grad, nbytes = self.codec.encode_gradient(batch.grad, self.decision(batch.veh.id))
+            batch.grad, nbytes = self.codec.encode_gradient(batch.grad, self.decision(batch.veh.id),
+                                                            self.rounding(r, batch.veh, "quantize.grad"))
         dl = yield from self.sim.transfer(r, batch.veh, "dl", "gradients", nbytes, *self.link_of(batch.veh.id, "dl"))
         return dl.ok
 
