@@ -59,7 +59,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
     rsus, radio = build_rsus(sc), build_radio(sc, streams)      # first: they check settings against the net
-    task = build_task(sc.learning, streams, sc.base_dir)
+    task = build_task(sc.learning, streams, sc.base_dir, getattr(sc.protocol, "server_data_fraction", 0.0))
     tracks = None
     if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
         tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)

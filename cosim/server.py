@@ -30,9 +30,10 @@ class EdgeServer:
             self.trace.counter(self.env.now, "server", "queue_len", self._queued)
 
     def compute(self, round_: int, owner: str, flops: float, work: Optional[Callable[[], object]] = None,
-                kind: str = "server.compute") -> Generator:
+                kind: str = "server.compute", seconds: Optional[float] = None) -> Generator:
         """Queue for a slot, run `work()` (the real PyTorch step) when the slot is granted, hold it for the
-        simulated time; returns (ok, work's result). An interrupt while queued or running gives
+        simulated time (flops at the slot's throughput, or `seconds` when given); returns (ok, work's result).
+        An interrupt while queued or running gives
         (False, None) and a 'dropped' span (when it had started) with the interrupt's cause.
         """
         req = self.resource.request()
@@ -57,7 +58,7 @@ class EdgeServer:
         status, cause, value = "ok", "", None
         try:
             value = work() if work is not None else None
-            yield self.env.timeout(self.model.time_s(flops))
+            yield self.env.timeout(self.model.time_s(flops) if seconds is None else seconds)
         except simpy.Interrupt as intr:
             status, cause, value = "dropped", str(intr.cause or "interrupted"), None
         finally:

@@ -34,10 +34,15 @@ class LearningTask:
     global_state: StateDict
     train_flops_per_sample: float
     model_bytes: int
+    server_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # no client holds them
     _histograms: dict = field(default_factory=dict, repr=False)
 
     def client_data(self, client: int) -> TensorDataset:
         return self.train.subset(self.client_indices[client])
+
+    def server_data(self) -> TensorDataset:
+        """The training samples the edge server holds and no vehicle does (empty unless a scheme asks)."""
+        return self.train.subset(self.server_indices)
 
     def client_size(self, client: int) -> int:
         return int(len(self.client_indices[client]))
@@ -113,14 +118,33 @@ def _load(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path]) ->
         raise SettingError("learning.data_dir", cfg.data_dir, f"readable {cfg.dataset} files ({exc})") from None
 
 
-def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path] = None) -> LearningTask:
-    """Load data, split train/test, partition among clients, init the model (seeded), measure FLOPs.
+def server_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A stratified `fraction` of the samples (at least one of each class), sorted: the edge server's own."""
+    out = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        out.append(rng.choice(idx, size=max(1, int(round(fraction * len(idx)))), replace=False))
+    return np.sort(np.concatenate(out)).astype(np.int64)
+
+
+def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path] = None,
+               server_fraction: float = 0.0) -> LearningTask:
+    """Load data, split train/test, hold out `server_fraction` of the training set for the edge server (from
+    the stream 'server-data'; none by default), partition the rest among clients, init the model (seeded),
+    measure FLOPs.
 
     `base_dir` resolves a relative learning.data_dir (the scenario's folder). Raises SettingError naming
     learning.data_dir when the data set's files are missing or unreadable.
     """
     train, test = _load(cfg, streams, base_dir)
-    parts = _partition(cfg, train.y.numpy(), streams.get("partition"))
+    labels = train.y.numpy()
+    server_idx = np.zeros(0, dtype=np.int64)
+    if server_fraction > 0:
+        server_idx = server_split(labels, server_fraction, streams.get("server-data"))
+        rest = np.setdiff1d(np.arange(len(labels)), server_idx)
+        parts = [rest[p] for p in _partition(cfg, labels[rest], streams.get("partition"))]
+    else:
+        parts = _partition(cfg, labels, streams.get("partition"))
     torch.manual_seed(streams.seed_for("model-init"))
     try:
         model = build_model(cfg.model, in_channels=train.input_shape[0], image_size=train.input_shape[-1],
@@ -130,7 +154,7 @@ def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path
                            f"a {cfg.model} that fits {tuple(train.input_shape)} inputs ({exc})") from None
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     flops = train_flops_per_sample(model, train.input_shape)
-    return LearningTask(cfg, model, train, test, parts, state, flops, state_nbytes(state))
+    return LearningTask(cfg, model, train, test, parts, state, flops, state_nbytes(state), server_idx)
 
 
 # (channels, image size, classes) of each data set as loaded (learning.data, learning.datasets)

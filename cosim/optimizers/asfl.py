@@ -39,6 +39,7 @@ import numpy as np
 from ..registry import register_optimizer, scheme
 from .api import Decision, Plan, RoundSnapshot
 from .baseline import assemble
+from .sca import max_power_within
 from .split_table import SplitTable
 
 BLOCKS = ("cut", "power", "cpu", "bandwidth")
@@ -84,28 +85,9 @@ def lanes(table: SplitTable, share: np.ndarray, cols) -> Lanes:
 # ---- SUBP2: power ------------------------------------------------------------------------------
 def sca_max_power(ln: Lanes, budget_j: np.ndarray, p_min: float, p_max: float, max_iterations: int = 60,
                   rtol: float = 1e-13) -> tuple[np.ndarray, int]:
-    """The largest p in [p_min, p_max] with e_tx(p) <= budget, by SCA: p_{k+1} = p_k + (budget - e(p_k)) /
-    e'(p_k), the step that meets the budget on the first-order Taylor expansion of the concave e_tx, from
-    p_min (every iterate feasible). nan where even p_min exceeds the budget. Returns (p, iterations)."""
-    p = np.full(len(budget_j), p_max, dtype=float)
-    need = ln.tx_energy_j(p) > budget_j
-    p[need] = p_min
-    bad = need & (ln.tx_energy_j(np.full(len(p), p_min)) > budget_j)
-    it = 0
-    idx = np.flatnonzero(need & ~bad)
-    for it in range(1, max_iterations + 1):
-        if idx.size == 0:
-            break
-        q, a, bw, s = p[idx], ln.snr_per_w[idx], ln.bw_ul_hz[idx], ln.up_bits[idx]
-        rate = bw * np.log2(1.0 + a * q)
-        d_rate = bw * a / ((1.0 + a * q) * np.log(2.0))
-        e = q * s / rate
-        de = s * (rate - q * d_rate) / rate ** 2
-        new = np.minimum(q + np.maximum(budget_j[idx] - e, 0.0) / de, p_max)
-        p[idx] = new
-        idx = idx[np.abs(new - q) > rtol * new]
-    p[bad] = np.nan
-    return p, it
+    """The largest p in [p_min, p_max] with e_tx(p) <= budget at the lanes' shares (`sca.max_power_within`);
+    nan where even p_min exceeds the budget. Returns (p, iterations)."""
+    return max_power_within(ln.snr_per_w, ln.bw_ul_hz, ln.up_bits, budget_j, p_min, p_max, max_iterations, rtol)
 
 
 def subp2(ln: Lanes, cpu_hz: np.ndarray, energy_cap_j: float, p_min: float, p_max: float) -> np.ndarray:

@@ -77,7 +77,7 @@ class RoundProtocol:
         self.snapshots: list[tuple[str, RoundSnapshot]] = []
         self.solve_ms: list[dict] = []
         self.plan: Optional[Plan] = None
-        self._t0 = 0.0
+        self._t0 = self._t_plan = 0.0
 
     @property
     def csv_fields(self) -> tuple[str, ...]:
@@ -132,9 +132,9 @@ class RoundProtocol:
 
     def replan(self, r: int, cause: str, vehicles: list[Vehicle]) -> Plan:
         """Plan again for `vehicles` (a subset of the round's) now; their decisions, costs and predicted ends
-        (from the round's start) replace the old ones. Returns the optimizer's plan for them."""
+        (from the round's plan) replace the old ones. Returns the optimizer's plan for them."""
         world, old = self.sim.world, self.plan
-        elapsed = self.sim.env.now - self._t0
+        elapsed = self.sim.env.now - self._t_plan
         dwell = [max(self._dwell_at_start.get(v.id, 0.0) - elapsed, 0.0) for v in vehicles]
         snap = self.builder.build(r, vehicles, dwell, self.snapshot_extra(r, vehicles))
         n = sum(1 for label, _ in self.snapshots if label.startswith(f"round-{r:04d}"))
@@ -204,6 +204,7 @@ class RoundProtocol:
                 dwell_s = {v: max(d - elapsed, 0.0) for v, d in dwell_s.items()}
                 vehicles = [v for v in vehicles if v.present and v.rsu >= 0]
             self._dwell_at_start = dwell_s
+            self._t_plan = env.now       # predictions count from the plan (after the metadata phase)
             snap = self.builder.build(r, vehicles, [dwell_s[v.id] for v in vehicles], self.snapshot_extra(r, vehicles))
             choice = self.select_rule.select(snap, sel_rng, lambda ids: self.solve(snap.restrict(ids), "selection"))
             for vid, why in choice.dropped.items():
@@ -240,6 +241,8 @@ class RoundProtocol:
             results = [p.value for p in procs]
             yield from self.finish_round(r, t0, first_span, self.plan, results)
             r += 1
+            if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
+                yield env.timeout(t0 + self.proto.round_interval_s - env.now)    # rounds on a period
 
     # ---- shared pieces of finish_round -------------------------------------------------------
     def aggregate_span(self, r: int, flops: float) -> Generator:
@@ -249,10 +252,12 @@ class RoundProtocol:
         yield env.timeout(self.server.time_s(flops))
         self.sim.trace.span(t_agg, env.now, r, "server", "aggregate", "model", status="ok")
 
-    def server_job(self, r: int, kind: str, flops: float, work=None, owner: str = "server") -> Generator:
+    def server_job(self, r: int, kind: str, flops: float, work=None, owner: str = "server",
+                   seconds: Optional[float] = None) -> Generator:
         """Work on the edge server's GPU queue (a `kind` span on server.gpuN, payload `owner`): waits for a
-        slot, runs `work()` when granted, holds the slot flops / flops_per_s; returns (ok, work's result)."""
-        return (yield from self.edge.compute(r, owner, flops, work, kind))
+        slot, runs `work()` when granted, holds the slot flops / flops_per_s (or `seconds`); returns (ok,
+        work's result)."""
+        return (yield from self.edge.compute(r, owner, flops, work, kind, seconds))
 
     def upload_metadata(self, r: int, vehicles: list[Vehicle], payload: str, nbytes_of, deadline_s: float
                         ) -> Generator:
@@ -305,7 +310,7 @@ class RoundProtocol:
         row["vehicles_aggregated"] = [x.vehicle for x in results if x.result is not None]
         row.update(extra)
         self.rounds.append(row)
-        self.decision_rows += round_rows(r, t0, plan, round_spans, set(row["vehicles_aggregated"]))
+        self.decision_rows += round_rows(r, self._t_plan, plan, round_spans, set(row["vehicles_aggregated"]))
         if self.on_round is not None:
             self.on_round(row)
         return row

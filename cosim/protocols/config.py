@@ -27,6 +27,7 @@ class ProtocolConfig(Frozen):
     min_dwell_s: NonNegFloat = 0.0
     dwell_predictor: Literal["kinematic", "route", "oracle"] = "kinematic"
     start_s: NonNegFloat = 0.0                              # first round starts at or after this time
+    round_interval_s: Optional[PosFloat] = None             # a round starts at least this long after the last
     optimizer: str = "baseline"                             # the round's resource allocation
 
     @field_validator("selection")

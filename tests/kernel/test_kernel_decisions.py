@@ -81,3 +81,15 @@ def test_compute_spans_use_the_vehicles_device_at_the_clock_the_optimizer_set(tm
     rows = pq.read_table(tmp_path / "slow" / "decisions.parquet").to_pylist()
     assert {r["cpu_hz"] for r in rows} == {0.5e9}
     assert all(r["measured_compute_s"] == pytest.approx(r["predicted_compute_s"], rel=1e-12) for r in rows)
+
+
+@pytest.mark.parametrize("scheme", ["fedavg", "sfl_v1"])
+def test_rounds_on_a_period_start_interval_apart_and_train_the_same(tmp_path, scheme):
+    base = {"scheme": scheme, "cut": 2, "rounds": 3, "start_s": 2.0}
+    plain = run(tmp_path, tree(vehicles=STILL, protocol=base), "plain")
+    timed = run(tmp_path, tree(vehicles=STILL, protocol={**base, "round_interval_s": 7.5}), "timed")
+    assert [r["t_start_s"] for r in timed.rounds] == [2.0, 9.5, 17.0]
+    assert plain.rounds[1]["t_start_s"] < 9.5                      # back to back without it
+    for a, b in zip(plain.rounds, timed.rounds):                   # the same work, later
+        assert (a["accuracy"], a["loss"]) == (b["accuracy"], b["loss"])
+        assert (a["latency_s"], a["energy_j"]) == pytest.approx((b["latency_s"], b["energy_j"]), rel=1e-9)
