@@ -70,6 +70,16 @@ def aggregate(results: list[tuple[StateDict, float]]) -> StateDict:
     return out
 
 
+def augmented_aggregate(results: list[tuple[StateDict, float]], augmented, kappa2: float) -> StateDict:
+    """GenFV's w = kappa1 sum_n rho_n w_n + kappa2 w_a with kappa1 = 1 - kappa2 (Qiang et al., TMC 2025); with
+    kappa2 = 0 or no augmented model it is FedAvg's `aggregate`, bit for bit. Integer entries: the average's."""
+    fed = aggregate(results)
+    if augmented is None or kappa2 == 0.0:
+        return fed
+    kappa1 = 1.0 - kappa2
+    return {k: fed[k] * kappa1 + augmented[k] * kappa2 if torch.is_floating_point(fed[k]) else fed[k] for k in fed}
+
+
 def aggregate_layers(results: list[tuple[StateDict, float]]) -> StateDict:
     """Per state entry, the weighted average over the states that hold it, weights renormalized over them
     (split schemes whose vehicles hold sides of different depth). States with the same keys: `aggregate`."""

@@ -97,8 +97,9 @@ def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None 
         extra, learning = {"accuracy_model": dict(SFLAM_ACCURACY)}, LearningSpec(128, 5)
         settings = {"cut": 1, "accuracy_model": dict(SFLAM_ACCURACY),
                     "max_latency_s": SFLAM_DEADLINE_S[0] + SFLAM_DEADLINE_S[1] * subchannels, **settings}
+    resolved = default_settings(scheme, n, **settings)
     return RoundSnapshot(
-        round=0, t_s=0.0, scheme=scheme, settings=default_settings(scheme, n, **settings),
+        round=0, t_s=0.0, scheme=scheme, settings=resolved,
         candidates=tuple(cands), link=LinkBudget(),
         radio=RadioSpec(bandwidth_hz, bandwidth_hz, 0.2, 0.01, 1.0, rsus, subchannels), server=ServerSpec(1e12, 1),
-        model=model, learning=learning, budgets=Budgets(30.0, None), extra=extra)
+        model=model, learning=learning, budgets=Budgets(30.0, resolved.get("energy_budget_j")), extra=extra)
