@@ -63,7 +63,7 @@ from torch.nn import functional as F
 
 from .data import TensorDataset
 
-CVAE_FORMAT = "cvae-v1"                      # bump when the architecture or the training loop changes
+CVAE_FORMAT = "cvae-v2"                      # bump when the architecture or the training loop changes
 _plugin_ids = itertools.count()
 
 
@@ -170,10 +170,20 @@ def _new_cvae(pool: TensorDataset, h: dict) -> _Cvae:
 
 def train_cvae(pool: TensorDataset, *, latent_dim: int = 16, hidden: int = 256, epochs: int = 200,
                lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> CvaeGenerator:
-    """Train a CVAE on `pool` with Adam (Kingma & Ba 2015); init, shuffles and noise all come from `seed`."""
+    """Train a CVAE on `pool` with Adam (Kingma & Ba 2015); init, shuffles and noise all come from `seed`, and it
+    trains on one PyTorch thread, so the weights (and the cache) do not depend on the caller's thread count."""
     h = _hyper(dict(latent_dim=latent_dim, hidden=hidden, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed))
     if len(pool) == 0:
         raise ValueError("the cvae generator needs a non-empty server pool to train on")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(pool, h)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(pool: TensorDataset, h: dict) -> CvaeGenerator:
     model = _new_cvae(pool, h).train()
     x, y = pool.x.reshape(len(pool), -1).to(torch.float32).clamp(0, 1), pool.y
     opt = torch.optim.Adam(model.parameters(), lr=h["lr"])

@@ -81,6 +81,17 @@ def test_cvae_is_cached_by_content_hash(task, tmp_path):
         make_generator("cvae", pool, cache_dir=tmp_path, options={"epochs": 0}, plugin_path=None)
 
 
+def test_cvae_training_does_not_depend_on_the_callers_threads(task):
+    before = torch.get_num_threads()
+    states = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        states.append(train_cvae(task.server_data(), epochs=2, seed=4).state_dict())
+        assert torch.get_num_threads() == threads                  # restored
+    torch.set_num_threads(before)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
 PLUGIN = """
 import torch
 
