@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     quant.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (default 1)")
     quant.add_argument("--threads", type=int, help="PyTorch threads per run (as for sweep)")
     quant.add_argument("--resume", action="store_true", help="keep finished runs of an interrupted calibration")
+    pre = sub.add_parser("pretrain", help="the scenario's pretrained model (learning.pretrained) to a checkpoint file")
+    pre.add_argument("scenario")
+    pre.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a field (repeatable)")
+    pre.add_argument("--out", help="the checkpoint to write (default: <scenario>.pretrained.pt beside it)")
     val = sub.add_parser("validate", help="check scenario files; print every error")
     val.add_argument("scenarios", nargs="+")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args)
         if args.cmd == "calibrate":
             return _calibrate(args)
+        if args.cmd == "pretrain":
+            return _pretrain(args)
         if args.cmd == "plot":
             from .plots import plot
 
@@ -294,6 +301,35 @@ def _calibrate(args) -> int:
         console.print(f"  q = {p['bits']:>2}: accuracy {p['accuracy']:.4f}", markup=False)
     console.print(f"O(q) = {cal.a:.4f} (1 - exp(-{cal.b:.4f} q)) + {cal.c:.4f}; wrote {cal.file}",
                   soft_wrap=True, markup=False)
+    return 0
+
+
+def _pretrain(args) -> int:
+    """Build the scenario's task (which pretrains, or reads the cache or checkpoint) and save its weights."""
+    import torch
+
+    from learning.fl import evaluate
+
+    from .rng import RngStreams
+    from .task import build_task
+
+    sc = load_scenario(args.scenario, args.overrides)
+    if sc.learning.pretrained is None:
+        raise UserError(field_error(args.scenario, "learning.pretrained", None,
+                                    "a pretraining setting, e.g. {fraction: 0.2, epochs: 30}"))
+    out = Path(args.out) if args.out else Path(args.scenario).with_suffix(".pretrained.pt")
+    try:
+        task = build_task(sc.learning, RngStreams(sc.seed), sc.base_dir)
+    except SettingError as err:
+        raise err.with_source(args.scenario) from None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(task.global_state, out)
+    except OSError as exc:
+        raise UserError(field_error("cosim pretrain", "--out", str(out), f"a file it can write ({exc.strerror})")) from None
+    acc, _ = evaluate(task.model, task.global_state, task.test)
+    print(f"wrote {out}: {sc.learning.model} pretrained on {len(task.server_indices)} held-out samples, "
+          f"test accuracy {acc:.4f}; use it with learning.pretrained.checkpoint: {out}")
     return 0
 
 

@@ -32,11 +32,14 @@ def _status(vid: str, spans: list[Span], aggregated: set[str]) -> str:
 
 def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set[str]) -> list[dict]:
     """The rows of one round: every selected vehicle's decision, predicted cost and measured cost (its own
-    spans from the round's start and the 'server.compute' spans run for it: its latency ends with the
-    last of them)."""
+    spans from the plan at `t0` on, and the 'server.compute' spans run for it: its latency ends with the
+    last of them). What a vehicle did before the plan (a metadata upload, its part of a scheme's prepare
+    phase) is in rounds.csv, not here: the prediction does not cover it."""
     own_of: dict[str, list[Span]] = {}
     served_of: dict[str, list[Span]] = {}
     for s in spans:                       # one pass over the round's spans, not one per vehicle
+        if s.t_start_s < t0:
+            continue
         own_of.setdefault(s.actor, []).append(s)
         if s.kind == "server.compute":
             served_of.setdefault(s.payload, []).append(s)

@@ -139,4 +139,33 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     path = out / "rounds.png"
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
-    return [path] + _plot_dwell(plt, run_dir, out)
+    return [path] + _plot_dwell(plt, run_dir, out) + _plot_kept(plt, run_dir, out)
+
+
+def _plot_kept(plt, run_dir: Path, out: Path) -> list[Path]:
+    """plots/kept_patches.png from kept_patches.json (token-selecting schemes): each sample image with the
+    patches its top-K left out greyed."""
+    import json
+
+    import numpy as np
+
+    path = run_dir / "kept_patches.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    images, p = data["images"], data["patch_size"]
+    fig, ax = plt.subplots(1, len(images), figsize=(2.0 * len(images), 2.4), constrained_layout=True, squeeze=False)
+    for a, im in zip(ax[0], images):
+        px = np.asarray(im["pixels"], dtype=float)
+        grid = px.shape[0] // p
+        mask = np.zeros(grid * grid, dtype=bool)
+        mask[im["kept"]] = True
+        shade = np.kron(mask.reshape(grid, grid), np.ones((p, p)))
+        a.imshow(px, cmap="gray")
+        a.imshow(np.where(shade, np.nan, 1.0), cmap="Reds", alpha=0.55, vmin=0, vmax=1)
+        a.set(xticks=[], yticks=[], title=f"label {im['label']}: {len(im['kept'])} kept")
+    fig.suptitle(f"{data['scheme']}: top-{data['k']} of {grid * grid} patches by CLS attention (red: merged)")
+    target = out / "kept_patches.png"
+    fig.savefig(target, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return [target]

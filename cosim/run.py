@@ -106,7 +106,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
 
 # what a run may write: cleared first when a run directory is reused, so no file of an older run lingers
 _OUTPUTS = ("manifest.json", "rounds.csv", "dwell.csv", "trace.json", "summary.json", "decisions.parquet",
-            "timings.json",
+            "timings.json", "kept_patches.json", "plots/kept_patches.png",
             *(f"{t}.{ext}" for t in ("spans", "instants", "counters", "packets") for ext in ("parquet", "csv")),
             "plots/rounds.png", "plots/dwell.png")
 
@@ -123,11 +123,14 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
             old.unlink()
     rounds = proto.rounds
     trace = sim.trace
+    own = proto.outputs() if rounds else {}
     # PyTorch's float reductions depend on its thread count: identical outputs need the same count
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
                 "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
-                          "decisions.parquet", "dwell.csv", "trace.json", "summary.json", "timings.json"]}
+                          "decisions.parquet", "dwell.csv", "trace.json", "summary.json", "timings.json", *own]}
+    for name, text in own.items():
+        (run_dir / name).write_text(text)
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_parquet(trace, run_dir)
     if sc.output.csv:

@@ -371,6 +371,30 @@ MODEL_ARCH = {"cnn": ("width",), "resnet18": ("width", "stem_stride", "stem_pool
               "vit_base": _VIT_ARCH, "vit_micro": _VIT_ARCH}
 
 
+class PretrainConfig(_Frozen):
+    """A pretrained starting model: the weights in `checkpoint` (a local file, timm names; relative: to the
+    scenario), or, without one, the model trained at set-up on the `fraction` of the training set that is
+    held out from every client (AdamW, cached by content hash in cache_dir, $COSIM_CACHE_DIR or
+    ~/.cache/cosim; `cosim pretrain` writes it to a file), on the samples of `classes` only when given
+    (another label set: fine-tuning then has classes to learn). With a checkpoint the fraction is still held
+    out (0: none, e.g. for weights trained on other data)."""
+    checkpoint: Optional[str] = None
+    fraction: Annotated[float, Field(ge=0, lt=1)] = Field(default=0.2, validate_default=True)
+    classes: Optional[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] = None   # these labels only
+    epochs: PosInt = 30
+    lr: PosFloat = 1e-3
+    batch_size: PosInt = 32
+    weight_decay: NonNegFloat = 0.05
+    cache_dir: Optional[str] = None
+
+    @field_validator("fraction")
+    @classmethod
+    def _needs_data(cls, value, info):
+        if value == 0 and info.data.get("checkpoint") is None:
+            raise ValueError("> 0 without a checkpoint (the model is pretrained on that held-out split)")
+        return value
+
+
 class LearningConfig(_Frozen):
     """The learning task. `digits` ships with scikit-learn and is split train/test by test_fraction; the
     others load their own train and test files from data_dir (test_fraction is then unused).
@@ -387,6 +411,7 @@ class LearningConfig(_Frozen):
     local_epochs: PosInt = 1
     lr: PosFloat = 0.05
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    pretrained: Optional[PretrainConfig] = None     # start from pretrained weights (LoRA fine-tuning)
 
     @field_validator("arch")
     @classmethod

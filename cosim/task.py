@@ -1,7 +1,9 @@
 """The learning task of a run: data, partitions, the one reused model, its measured costs."""
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -14,6 +16,7 @@ from learning.data import TensorDataset, load_digits, train_test_split
 from learning.datasets import load_dataset
 from learning.fl import StateDict, state_nbytes
 from learning.flops import train_flops_per_sample
+from learning.pretrain import cached_pretrain, load_pretrained, read_checkpoint
 from learning.models import SplitModel, build_model
 from learning.profile import CutProfile, measure_cut
 
@@ -36,6 +39,7 @@ class LearningTask:
     model_bytes: int
     server_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))   # no client holds them
     _histograms: dict = field(default_factory=dict, repr=False)
+    _adapted: Optional[dict] = field(default=None, repr=False)        # cut -> profile of the adapted model
 
     def client_data(self, client: int) -> TensorDataset:
         return self.train.subset(self.client_indices[client])
@@ -68,9 +72,30 @@ class LearningTask:
         if cut not in points:
             raise SettingError("protocol.cut", cut, f"a split point of {self.config.model}: one of "
                                f"{list(points)} (stages {list(self.model.stage_names)})")
+        if self._adapted is not None:
+            if cut not in self._adapted:
+                prof = measure_cut(self.model, cut, self.train.input_shape)
+                trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+                names = [k for k in self.model.client_param_names(cut) if k in trainable]
+                self._adapted[cut] = dataclasses.replace(prof, client_param_bytes=int(sum(
+                    self.global_state[k].numel() * self.global_state[k].element_size() for k in names)))
+            return self._adapted[cut]
         c, size = self.train.input_shape[0], self.train.input_shape[-1]
         return _cut_profile(self.config.model, c, size, self.train.num_classes, cut,
                             tuple(sorted(self.config.arch.items())))
+
+    def adapted(self) -> None:
+        """The model was adapted (LoRA put on it, only some parameters train): from now on its profiles are
+        measured on it as it is, with the client side's bytes those of its trainable tensors (what travels);
+        the global state, training FLOPs per sample and model bytes (the trainable tensors) follow it."""
+        model = self.model
+        self.global_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.train_flops_per_sample = train_flops_per_sample(model, self.train.input_shape)
+        model.load_state_dict(self.global_state)               # measuring ran a training step
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        self.model_bytes = int(sum(self.global_state[k].numel() * self.global_state[k].element_size()
+                                   for k in trainable))
+        self._adapted = {}
 
 
 @functools.lru_cache(maxsize=64)
@@ -138,6 +163,12 @@ def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path
     """
     train, test = _load(cfg, streams, base_dir)
     labels = train.y.numpy()
+    pre = cfg.pretrained
+    if pre is not None and pre.fraction > 0:
+        if server_fraction > 0:
+            raise SettingError("learning.pretrained.fraction", pre.fraction,
+                               f"0: the scheme already holds out {server_fraction} of the training set for the server")
+        server_fraction = pre.fraction
     server_idx = np.zeros(0, dtype=np.int64)
     if server_fraction > 0:
         server_idx = server_split(labels, server_fraction, streams.get("server-data"))
@@ -152,9 +183,48 @@ def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path
     except ValueError as exc:
         raise SettingError("learning.arch", dict(cfg.arch),
                            f"a {cfg.model} that fits {tuple(train.input_shape)} inputs ({exc})") from None
+    if pre is not None:
+        _pretrained(model, pre, train.subset(server_idx), streams, base_dir)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     flops = train_flops_per_sample(model, train.input_shape)
     return LearningTask(cfg, model, train, test, parts, state, flops, state_nbytes(state), server_idx)
+
+
+def cache_dir(configured: Optional[str], base_dir: Optional[Path]) -> Path:
+    """Where set-up work is cached: the configured folder (relative: to the scenario), $COSIM_CACHE_DIR, or
+    ~/.cache/cosim."""
+    if configured is not None:
+        path = Path(configured)
+        return path if path.is_absolute() or base_dir is None else base_dir / path
+    return Path(os.environ.get("COSIM_CACHE_DIR") or Path.home() / ".cache" / "cosim")
+
+
+def pretrain_hyper(pre, streams: RngStreams) -> dict:
+    return dict(epochs=pre.epochs, lr=pre.lr, batch_size=pre.batch_size, weight_decay=pre.weight_decay,
+                seed=streams.seed_for("pretrain") % (2 ** 63))
+
+
+def _pretrained(model: SplitModel, pre, held_out: TensorDataset, streams: RngStreams, base_dir: Optional[Path]) -> None:
+    """Put the pretrained weights in `model`: the checkpoint's, or trained on the held-out split (cached)."""
+    if pre.checkpoint is None:
+        if pre.classes is not None:
+            bad = [c for c in pre.classes if c >= held_out.num_classes]
+            if bad:
+                raise SettingError("learning.pretrained.classes", list(pre.classes),
+                                   f"labels of the data set (0..{held_out.num_classes - 1})")
+            held_out = held_out.subset(np.flatnonzero(np.isin(held_out.y.numpy(), pre.classes)))
+        state, _ = cached_pretrain(model, held_out, cache_dir(pre.cache_dir, base_dir), **pretrain_hyper(pre, streams))
+        model.load_state_dict(state)
+        return
+    path = Path(pre.checkpoint)
+    path = path if path.is_absolute() or base_dir is None else base_dir / path
+    if not path.is_file():
+        raise SettingError("learning.pretrained.checkpoint", pre.checkpoint, f"an existing file ({path} is not one)")
+    try:
+        load_pretrained(model, read_checkpoint(path))
+    except ValueError as exc:
+        raise SettingError("learning.pretrained.checkpoint", pre.checkpoint,
+                           f"weights of this {type(model).__name__} ({exc})") from None
 
 
 # (channels, image size, classes) of each data set as loaded (learning.data, learning.datasets)

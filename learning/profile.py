@@ -118,3 +118,26 @@ def split_profile(name: str, in_channels: int, image_size: int, num_classes: int
     hashable. FLOPs do not depend on weights, so a fresh model is measured.
     """
     return _cached_profile(name, in_channels, image_size, num_classes, batch_size, tuple(sorted(config.items())))
+
+
+def server_flops_by_length(model: SplitModel, cut: int, dim: int, lengths: tuple[int, int, int] = (3, 9, 27),
+                           batch_size: int = 2) -> tuple[float, float, float]:
+    """The server side's training FLOPs per sample (forward and backward of stages [cut, n) and the loss, with
+    the model's own trainable parameters) on a sequence of L tokens of `dim` elements, as (c0, c1, c2) of
+    c0 + c1 L + c2 L^2: a transformer's matmul FLOPs are exactly quadratic in L (attention's scores and mixing
+    grow with L^2, the linear layers with L, the head on the class token not at all), so three lengths fix it.
+    Measured on a meta-device copy (shapes only)."""
+    import numpy as np
+
+    work = _work_copy(model, "meta")
+    n = work.num_stages
+    flops = []
+    for length in lengths:
+        work.zero_grad(set_to_none=True)
+        x = torch.rand((batch_size, length, dim), device="meta")
+        fwd, out = _count(lambda: work.forward_stages(x, cut, n))
+        loss = F.cross_entropy(out, torch.zeros(batch_size, dtype=torch.long, device="meta"))
+        bwd, _ = _count(lambda: loss.backward() if loss.requires_grad else None)
+        flops.append((fwd + bwd) / batch_size)
+    coef = np.linalg.solve(np.vander(np.asarray(lengths, dtype=float), 3, increasing=True), np.asarray(flops))
+    return tuple(float(c) for c in coef)

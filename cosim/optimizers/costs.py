@@ -48,6 +48,13 @@ def downlink_rate_bps(snap: RoundSnapshot, cand: Candidate, dec: Decision) -> fl
                          cand.interference_dl_w_per_hz)
 
 
+def first_download_s(snap: RoundSnapshot, cand: Candidate, dec: Decision) -> float:
+    """The airtime of what the vehicle must fetch once before its first round (a LoRA scheme's frozen backbone:
+    snapshot extra['backbone_bytes'][id], absent when it holds it) at its downlink rate; 0 when nothing."""
+    nbytes = snap.extra.get("backbone_bytes", {}).get(cand.id, 0)
+    return airtime_s(nbytes * 8.0, downlink_rate_bps(snap, cand, dec)) if nbytes else 0.0
+
+
 def batch_sizes(num_samples: int, batch_size: int, local_epochs: int, cap) -> list[int]:
     """Sizes of a vehicle's minibatches in one round (every epoch, capped at `cap` batches when set)."""
     sizes = ([batch_size] * (num_samples // batch_size)
@@ -73,7 +80,7 @@ class FedAvgCost(CostModel):
         r_dl, r_ul = downlink_rate_bps(snap, cand, dec), uplink_rate_bps(snap, cand, dec)
         dev = device_model(cand.device, dec.cpu_hz)
         flops = snap.model.train_flops_per_sample * cand.num_samples * snap.learning.local_epochs
-        t_dl, t_cp, t_ul = airtime_s(bits, r_dl), dev.time_s(flops), airtime_s(bits, r_ul)
+        t_dl, t_cp, t_ul = airtime_s(bits, r_dl) + first_download_s(snap, cand, dec), dev.time_s(flops), airtime_s(bits, r_ul)
         e_cp, e_ul = dev.energy_j(flops), tx_energy_j(dec.tx_power_w, bits, r_ul)
         return Cost(t_dl + t_cp + t_ul, e_cp + e_ul, compute_s=t_cp, comm_s=t_dl + t_ul, compute_energy_j=e_cp,
                     comm_energy_j=e_ul)
@@ -95,7 +102,7 @@ class SplitCost(CostModel):
         dev = device_model(cand.device, dec.cpu_hz)
         server_s = snap.server.flops_per_s
         model_bits = 0.0 if self.frozen_client else prof.client_param_bytes * 8.0
-        t = airtime_s(model_bits, r_dl) + airtime_s(model_bits, r_ul)
+        t = airtime_s(model_bits, r_dl) + airtime_s(model_bits, r_ul) + first_download_s(snap, cand, dec)
         e = tx_energy_j(dec.tx_power_w, model_bits, r_ul)
         t_cp = t_sv = e_cp = 0.0
         t_cm, e_cm = t, e

@@ -1,11 +1,13 @@
 """The round skeleton every scheme shares: wait for coverage, predict dwell times, an optional metadata
-phase, snapshot, select, plan (the optimizer), start the round's processes, wait for them or the deadline,
-finish (aggregate, evaluate, one row of rounds.csv and one row per vehicle of decisions.parquet).
+phase, snapshot, select, an optional prepare phase, plan (the optimizer), start the round's processes, wait
+for them or the deadline, finish (aggregate, evaluate, one row of rounds.csv and one row per vehicle of
+decisions.parquet).
 
 Extension points of `RoundProtocol` (a scheme overrides what it needs):
 - `start_round(r, plan)`: spawn the round's processes, in a fixed order (their values go to finish_round);
 - `finish_round(r, t0, first_span, plan, results)`: aggregate, evaluate, `record_round`;
 - `metadata(r, vehicles)`: a phase before selection, e.g. `upload_metadata` (small real transfers);
+- `prepare(r, chosen)`: a phase after selection and before the plan (the snapshot is taken again after it);
 - `snapshot_extra(r, vehicles)`: scheme data the optimizer sees in `RoundSnapshot.extra`;
 - class attributes `round_fields` (extra rounds.csv columns, passed to `record_round`) and `replan_on`
   ("vehicle-left", "handover": re-plan the rest of the round at those events; `replan` can also be called
@@ -97,8 +99,19 @@ class RoundProtocol:
         return vehicles
         yield  # noqa: unreachable - makes this a generator
 
+    def prepare(self, r: int, vehicles: list[Vehicle]) -> Generator:
+        """The phase after selection and before the plan (e.g. the chosen vehicles' own forward pass and an
+        upload the plan depends on); returns the vehicles that completed it (default: all, no time passes).
+        Decision rows and predictions count from the plan, after it."""
+        return vehicles
+        yield  # noqa: unreachable - makes this a generator
+
     def snapshot_extra(self, r: int, vehicles: list[Vehicle]) -> dict:
         """Scheme data for the optimizer (RoundSnapshot.extra)."""
+        return {}
+
+    def outputs(self) -> dict[str, str]:
+        """Files of the scheme's own for the run directory, by name (text); written with the others."""
         return {}
 
     # ---- planning ---------------------------------------------------------------------------
@@ -214,6 +227,8 @@ class RoundProtocol:
                 yield env.timeout(world.step_s)
                 continue
             snap = snap.restrict(choice.chosen)
+            if type(self).prepare is not RoundProtocol.prepare:
+                snap = yield from self._prepared(r, snap, dwell_s)
             self.plan = plan = self.solve(snap)
             if self.snapshots_on:
                 self.snapshots.append((f"round-{r:04d}", snap))
@@ -244,6 +259,19 @@ class RoundProtocol:
             if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
                 yield env.timeout(t0 + self.proto.round_interval_s - env.now)    # rounds on a period
 
+    def _prepared(self, r: int, snap: RoundSnapshot, dwell_s: dict) -> Generator:
+        """Run `prepare` on the chosen vehicles; the snapshot again, of those that completed it and are still
+        covered, with their dwell counted from now (and the scheme's extra as it is now)."""
+        env, world = self.sim.env, self.sim.world
+        t = env.now
+        chosen = [world.vehicles[c.id] for c in snap.candidates]
+        done = yield from self.prepare(r, chosen)
+        elapsed = env.now - t
+        self._dwell_at_start = {v: max(d - elapsed, 0.0) for v, d in dwell_s.items()}
+        self._t_plan = env.now
+        live = [v for v in done if v.present and v.rsu >= 0]
+        return self.builder.build(r, live, [self._dwell_at_start[v.id] for v in live], self.snapshot_extra(r, live))
+
     # ---- shared pieces of finish_round -------------------------------------------------------
     def aggregate_span(self, r: int, flops: float) -> Generator:
         """The server's averaging work on the clock: `flops` at its throughput, an 'aggregate' span."""
@@ -264,17 +292,23 @@ class RoundProtocol:
         """Each vehicle uploads `nbytes_of(vehicle)` bytes of `payload` at once, its RSU's band shared equally
         among them, at maximum power; returns, in order, those whose upload arrived within `deadline_s`."""
         sim, ch = self.sim, self.ch
+
+        def one(veh: Vehicle, sharing: int) -> Generator:
+            out = yield from sim.transfer(r, veh, "ul", payload, int(nbytes_of(veh)), ch.vehicle_tx_power_w,
+                                          ch.uplink_bandwidth_hz / sharing)
+            return out.ok
+
+        return (yield from self.each_vehicle(vehicles, one, deadline_s))
+
+    def each_vehicle(self, vehicles: list[Vehicle], work, deadline_s: float) -> Generator:
+        """Run `work(vehicle, sharing)` (a generator; `sharing`: how many of `vehicles` share its RSU) for
+        every vehicle at once until all end or `deadline_s` passes, the rest interrupted ('deadline');
+        returns, in order, the vehicles whose work returned True."""
+        sim, env = self.sim, self.sim.env
         per_rsu: dict[int, int] = {}
         for v in vehicles:
             per_rsu[v.rsu] = per_rsu.get(v.rsu, 0) + 1
-
-        def one(veh: Vehicle) -> Generator:
-            out = yield from sim.transfer(r, veh, "ul", payload, int(nbytes_of(veh)), ch.vehicle_tx_power_w,
-                                          ch.uplink_bandwidth_hz / per_rsu[veh.rsu])
-            return out.ok
-
-        procs = [sim.spawn(one(v)) for v in vehicles]
-        env = sim.env
+        procs = [sim.spawn(work(v, per_rsu[v.rsu])) for v in vehicles]
         yield simpy.AllOf(env, procs) | env.timeout(deadline_s)
         for p in procs:
             if p.is_alive:

@@ -15,9 +15,7 @@ ideal generator), `cvae` (a class-conditional VAE trained on that split at set-u
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Generator, Literal, Optional, Union
 
 import numpy as np
@@ -33,6 +31,7 @@ from ..errors import SettingError
 from ..optimizers.costs import FedAvgCost
 from ..optimizers.genfv import emd, kappa_weights, label_distribution
 from ..registry import register_scheme
+from ..task import cache_dir
 from .common import VehicleResult
 from .config import ProtocolConfig
 from .fl import FedAvg
@@ -129,10 +128,7 @@ class Genfv(FedAvg):
     def _build_generator(self):
         g, sc = self.proto.generator, self.scenario
         pool = self.task.server_data()
-        if g.cache_dir is not None:
-            cache = sc.path(g.cache_dir)
-        else:
-            cache = Path(os.environ.get("COSIM_CACHE_DIR") or Path.home() / ".cache" / "cosim")
+        cache = cache_dir(g.cache_dir, sc.base_dir)
         plugin = sc.path(g.path) if g.path is not None else None
         try:
             return make_generator(g.kind, pool, cache_dir=cache, options=dict(g.options), plugin_path=plugin)

@@ -97,6 +97,7 @@ class SplitRounds(RoundProtocol):
 
     frozen_client = False
     shared_server = True              # one server-side model stepped by every vehicle (SL, SFL-V2)
+    side_payload = "model"            # what the client side travels as (a LoRA scheme's adapters: 'lora')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -260,8 +261,11 @@ class SplitRounds(RoundProtocol):
         """Download the client side from `source`, train the vehicle's batches, upload it back.
         Returns (VehicleResult, the client-side state or None when the upload did not complete)."""
         sim = self.sim
+        if not (yield from self.before_download(r, veh)):
+            return VehicleResult(veh.id, veh.client, None), None
         if not self.frozen_client:
-            dl = yield from sim.transfer(r, veh, "dl", "model", ctx.client_model_bytes, *self.link_of(veh.id, "dl"))
+            dl = yield from sim.transfer(r, veh, "dl", self.side_payload, ctx.client_model_bytes,
+                                         *self.link_of(veh.id, "dl"))
             if not dl.ok:
                 return VehicleResult(veh.id, veh.client, None), None
         cstate, copt = self.side(source, ctx.client_names, self.client_momentum, veh.id)
@@ -275,12 +279,19 @@ class SplitRounds(RoundProtocol):
         if not ok:
             return VehicleResult(veh.id, veh.client, None, trained=True), None
         if not self.frozen_client:
-            ul = yield from sim.transfer(r, veh, "ul", "model", ctx.client_model_bytes, *self.link_of(veh.id, "ul"))
+            ul = yield from sim.transfer(r, veh, "ul", self.side_payload, ctx.client_model_bytes,
+                                         *self.link_of(veh.id, "ul"))
             if not ul.ok:
                 return VehicleResult(veh.id, veh.client, None, trained=True), None
         client = {} if self.frozen_client else {k: v.detach() for k, v in cstate.items()}   # nothing went up
         return VehicleResult(veh.id, veh.client, SplitUpdate(client, self.task.client_size(veh.client)),
                              trained=True), client
+
+    def before_download(self, r: int, veh: Vehicle) -> Generator:
+        """What a vehicle does before its round's download (a LoRA scheme: fetch the frozen backbone once);
+        False stops its round."""
+        return True
+        yield  # noqa: unreachable - makes this a generator
 
     def merged_state(self, parts: StateDict) -> StateDict:
         """The global state with `parts` replaced, in the model's key order."""

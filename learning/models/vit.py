@@ -71,6 +71,13 @@ class Block(nn.Module):
         x = x + self.mlp(self.norm2(x))
         return (x, cls_attention(attn)) if return_cls_attn else x
 
+    def forward_cls_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block's output and its head-averaged CLS attention over the patch tokens (`cls_scores`)."""
+        h = self.norm1(x)
+        scores = cls_scores(self.attn, h)
+        x = x + self.attn(h)
+        return x + self.mlp(self.norm2(x)), scores
+
 
 def cls_attention(attn: torch.Tensor) -> torch.Tensor:
     """Head-averaged CLS row softmax(q_0 k_n / sqrt(d)) over the other tokens: (B, H, N+1, N+1) -> (B, N).
@@ -79,6 +86,23 @@ def cls_attention(attn: torch.Tensor) -> torch.Tensor:
     (as in EViT, Liang et al., ICLR 2022).
     """
     return attn[:, :, 0, 1:].mean(dim=1)
+
+
+def cls_scores(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """`cls_attention` from q_cls and K alone: (B, N+1, D) block input (after norm1) -> (B, N).
+
+    softmax_n(q_0 k_n / sqrt(d)) needs the query of the CLS token and every key: O(N D) per head, where the
+    attention matrix is (N+1)^2 (ST-SFLora's token importance, SCHEMES.md). Uses the layer's effective
+    weight (a LoRA layer's merged one).
+    """
+    b, n, d = x.shape
+    qkv = attn.qkv
+    w = qkv.merged_weight() if hasattr(qkv, "merged_weight") else qkv.weight
+    bias = qkv.bias if qkv.bias is not None else x.new_zeros(3 * d)
+    q0 = F.linear(x[:, :1], w[:d], bias[:d]).reshape(b, 1, attn.num_heads, attn.head_dim).transpose(1, 2)
+    k = F.linear(x, w[d:2 * d], bias[d:2 * d]).reshape(b, n, attn.num_heads, attn.head_dim).transpose(1, 2)
+    weights = ((q0 * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)       # (B, H, 1, N+1)
+    return weights[:, :, 0, 1:].mean(dim=1)
 
 
 class VisionTransformer(SplitModel):
@@ -151,6 +175,17 @@ class VisionTransformer(SplitModel):
             else:
                 x = self._head(x)
         return x, attn
+
+    def forward_tokens(self, x: torch.Tensor, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stages [0, stop) (the embedding and stop - 1 blocks, at least one) and the last block's CLS
+        attention from q_cls and K (`cls_scores`): (tokens (B, N+1, D), scores (B, N)). The tokens equal
+        `forward_stages(x, 0, stop)`'s."""
+        if not 2 <= stop <= self.depth + 1:
+            raise ValueError(f"forward_tokens needs 2 <= stop <= {self.depth + 1} (a block), got {stop}")
+        x = self._embed(x)
+        for block in self.blocks[:stop - 2]:
+            x = block(x)
+        return self.blocks[stop - 2].forward_cls_scores(x)
 
     def stage_param_prefixes(self) -> list[tuple[str, ...]]:
         return [("cls_token", "pos_embed", "patch_embed"), *((f"blocks.{i}",) for i in range(self.depth)),

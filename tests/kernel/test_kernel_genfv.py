@@ -71,12 +71,16 @@ def test_prediction_is_the_timeline_when_nothing_moves(tmp_path):
     rows = pq.read_table(tmp_path / "run" / "decisions.parquet").to_pylist()
     assert len(rows) == 9
     for row in rows:
-        # latency from the plan; the measured energy also holds the histogram's upload (before the plan)
+        # from the plan on: the histogram's upload before it is in rounds.csv's energy, not in the row
         meta_j = sum(s["energy_j"] for s in got.kind("tx.ul", row["vehicle"])
                      if s["round"] == row["round"] and s["payload"] == "labels")
         assert 0 < meta_j < 1e-3 * row["measured_energy_j"]
         assert row["measured_latency_s"] == pytest.approx(row["predicted_latency_s"], rel=1e-9)
-        assert row["measured_energy_j"] == pytest.approx(row["predicted_energy_j"] + meta_j, rel=1e-9)
+        assert row["measured_energy_j"] == pytest.approx(row["predicted_energy_j"], rel=1e-9)
+    for r, round_row in enumerate(got.rounds):
+        spans = [s for s in got.spans if s["round"] == r and not s["actor"].startswith(("server", "rsu"))]
+        assert round_row["energy_j"] == pytest.approx(sum(s["energy_j"] for s in spans), rel=1e-12)
+        assert any(s["payload"] == "labels" and s["energy_j"] > 0 for s in spans)
 
 
 def _replay(t, got, augment: bool):
