@@ -22,8 +22,9 @@ from pydantic import Field, TypeAdapter
 
 # the modules that register the built-in schemes, optimizers and selection rules
 _BUILTINS = ("cosim.optimizers.baseline", "cosim.optimizers.selection", "cosim.optimizers.asfl",
-             "cosim.optimizers.sflam", "cosim.optimizers.genfv", "cosim.protocols.fl", "cosim.protocols.sl",
-             "cosim.protocols.sfl", "cosim.protocols.asfl", "cosim.protocols.sflam", "cosim.protocols.genfv")
+             "cosim.optimizers.sflam", "cosim.optimizers.genfv", "cosim.optimizers.st_sflora", "cosim.protocols.fl",
+             "cosim.protocols.sl", "cosim.protocols.sfl", "cosim.protocols.asfl", "cosim.protocols.sflam",
+             "cosim.protocols.genfv", "cosim.protocols.st_sflora", "cosim.protocols.lora_baselines")
 
 
 @dataclass(frozen=True)

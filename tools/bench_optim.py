@@ -28,7 +28,9 @@ TARGET_MS = 20.0
 # settings an optimizer is also timed at (beside its scheme's defaults), reported as details
 VARIANTS = {"asfl": {"budget_0.05J": {"energy_budget_j": 0.05}, "budget_0.02J": {"energy_budget_j": 0.02}},
             "sflam": {"lp": {"assignment_solver": "lp"}, "exact": {"assignment_solver": "exact"}},
-            "genfv": {"budget_0.05J": {"energy_budget_j": 0.05}, "budget_0.02J": {"energy_budget_j": 0.02}}}
+            "genfv": {"budget_0.05J": {"energy_budget_j": 0.05}, "budget_0.02J": {"energy_budget_j": 0.02}},
+            "st_sflora": {"budget_0.05J": {"energy_budget_j": 0.05}, "budget_0.02J": {"energy_budget_j": 0.02},
+                          "full": {"token_selection": "full"}}}
 # random_snapshot arguments an optimizer's instances take (SFLAM: one RSU, a subchannel per vehicle)
 INSTANCES = {"sflam": lambda vehicles: {"rsus": 1, "subchannels": vehicles}}
 

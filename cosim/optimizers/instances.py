@@ -5,7 +5,9 @@ channel h0 d^-2.5 (free space at 1 m, 5.9 GHz), 20 MHz per RSU, p in [0.01, 0.2]
 model is the project's CNN for digits, profiled at every cut. SFLAM's rounds (scheme "sflam") have its own
 setting: 50 MHz per RSU divided into `subchannels` with Rayleigh block fading (Exp(1) power gains), the
 ViT of its bundled scenario cut after the patch embedding, batch 128 and 5 local epochs, an accuracy curve
-and a deadline that lets only low bits through on the worse pairs.
+and a deadline that lets only low bits through on the worse pairs. ST-SFLora's rounds (scheme "st_sflora"):
+50 MHz per RSU, a ViT of 64 patch tokens of 64 elements cut after its second block (batch 32, one epoch), and
+per vehicle a token importance profile (a few tokens dominating), drawn after everything else.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from learning.profile import split_profile
 from .. import registry
 from ..compute import DeviceSpec
 from .api import Budgets, Candidate, LearningSpec, ModelSpec, RadioSpec, RoundSnapshot, ServerSpec
+from .st_sflora_model import TokenGeometry
 
 
 # SFLAM's rounds: the ViT of its bundled scenario (patch 8 on 1x32x32 inputs); O(q) from chance (c, 10 classes)
@@ -34,6 +37,16 @@ SFLAM_ARCH = (("depth", 2), ("embed_dim", 32), ("mlp_ratio", 2.0), ("num_heads",
 SFLAM_ACCURACY = {"a": 0.8, "b": 0.4, "c": 0.1}
 SFLAM_BANDWIDTH_HZ = 50e6
 SFLAM_DEADLINE_S = (0.04, 0.013)
+
+# ST-SFLora's rounds: 64 patches (patch 4 on 1x32x32) of D = 64, cut 3 (embedding + 2 blocks on the vehicle);
+# the server's FLOPs per sample at L tokens, c0 + c1 L + c2 L^2, of its 2 blocks (8 D^2 MACs per token, 2 D L^2
+# of attention each; x3 for training), c0 the rest of the profile at L = 65; importance: 0.85-0.95 of the CLS
+# attention on the patches, Dirichlet(0.3) over them
+ST_ARCH = (("depth", 4), ("embed_dim", 64), ("mlp_ratio", 2.0), ("num_heads", 4), ("patch_size", 4))
+ST_BANDWIDTH_HZ = 50e6
+ST_CUT = 3
+ST_SERVER_FLOPS = (3840.0, 393216.0, 1536.0)
+ST_IMPORTANCE_ALPHA = 0.3
 
 
 @functools.lru_cache(maxsize=8)
@@ -59,22 +72,32 @@ def default_settings(scheme: str, n: int, **overrides) -> dict:
     return config.model_validate(tree).model_dump(mode="json")
 
 
+def _st_extra(rng: np.random.Generator, cands) -> dict:
+    """ST-SFLora's round data: the token geometry and each vehicle's importance scores (after all other draws)."""
+    n_tok, dim = 64, 64
+    scores = rng.dirichlet(np.full(n_tok, ST_IMPORTANCE_ALPHA), len(cands)) * rng.uniform(0.85, 0.95, (len(cands), 1))
+    return {"token_geometry": TokenGeometry(n_tok, dim, 32, ST_SERVER_FLOPS).to_mapping(),
+            "importance": {c.id: [float(x) for x in np.maximum(row, 1e-12)] for c, row in zip(cands, scores)}}
+
+
 def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None = None,
                     settings: dict | None = None, bandwidth_hz: float | None = None,
                     subchannels: int | None = None) -> RoundSnapshot:
     """A random round of `n` covered vehicles over `rsus` RSUs (default: one per 10 vehicles), with protocol
     `settings` overriding the scheme's defaults, `bandwidth_hz` per RSU and direction (default 20 MHz, SFLAM
-    50 MHz) divided into `subchannels` (default: 0, not divided; SFLAM 10), each vehicle's fading on them
+    and ST-SFLora 50 MHz) divided into `subchannels` (default: 0, not divided; SFLAM 10), each vehicle's fading on them
     drawn Exp(1)."""
-    sflam = scheme == "sflam"
+    sflam, st = scheme == "sflam", scheme == "st_sflora"
     subchannels = subchannels if subchannels is not None else (10 if sflam else 0)
     if subchannels < 0:
         raise ValueError(f"subchannels: >= 0, got {subchannels}")
     rng = np.random.default_rng(seed)
     rsus = rsus if rsus is not None else max(1, n // 10)
-    bandwidth_hz = bandwidth_hz if bandwidth_hz is not None else (SFLAM_BANDWIDTH_HZ if sflam else 20e6)
+    bandwidth_hz = bandwidth_hz if bandwidth_hz is not None else (
+        SFLAM_BANDWIDTH_HZ if sflam else ST_BANDWIDTH_HZ if st else 20e6)
     h0 = free_space_gain_at_1m(5.9e9)
-    model = model_spec("vit_micro", 1, 32, 10, SFLAM_ARCH) if sflam else model_spec()
+    model = (model_spec("vit_micro", 1, 32, 10, SFLAM_ARCH) if sflam
+             else model_spec("vit_micro", 1, 32, 10, ST_ARCH) if st else model_spec())
     cands = []
     for i in range(n):
         d_m = float(rng.uniform(20.0, 500.0))
@@ -97,6 +120,9 @@ def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None 
         extra, learning = {"accuracy_model": dict(SFLAM_ACCURACY)}, LearningSpec(128, 5)
         settings = {"cut": 1, "accuracy_model": dict(SFLAM_ACCURACY),
                     "max_latency_s": SFLAM_DEADLINE_S[0] + SFLAM_DEADLINE_S[1] * subchannels, **settings}
+    if st:
+        extra, learning = _st_extra(rng, cands), LearningSpec(32, 1)
+        settings = {"cut": ST_CUT, **settings}
     resolved = default_settings(scheme, n, **settings)
     return RoundSnapshot(
         round=0, t_s=0.0, scheme=scheme, settings=resolved,
