@@ -22,6 +22,7 @@ _ARROW = {"float": pa.float64(), "Optional[float]": pa.float64(), "int": pa.int6
 
 
 def _status(vid: str, spans: list[Span], aggregated: set[str]) -> str:
+    """completed, or the first of its spans (its own, then the server work run for it) that did not end ok."""
     if vid in aggregated:
         return "completed"
     for s in spans:
@@ -49,7 +50,7 @@ def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set
         compute = [s for s in own if s.kind.startswith("compute.")]
         comm = [s for s in own if s.kind.startswith("tx.")]
         cost = plan.costs[vid]
-        row = {"round": r, "vehicle": vid, "status": _status(vid, own, aggregated)}
+        row = {"round": r, "vehicle": vid, "status": _status(vid, own + served, aggregated)}
         row.update(dataclasses.asdict(plan.decisions[vid]))
         row.update({f"predicted_{k}": v for k, v in dataclasses.asdict(cost).items()})
         row["predicted_latency_s"] = float(plan.latency_s[vid])       # from the round's start (turns included)

@@ -159,7 +159,14 @@ class StSflora(SplitRounds):
             received.update(zip(idx.tolist(), sent))
             steps.append(sim.spawn(self._server(r, veh, sent, data.y[idx])))
         if steps:
-            yield simpy.AllOf(env, steps)
+            try:
+                yield simpy.AllOf(env, steps)
+            except simpy.Interrupt as intr:           # the deadline (or the run's end): stop the server's work too
+                for p in steps:
+                    if p.is_alive:
+                        p.interrupt(intr.cause)
+                yield simpy.AllOf(env, steps)
+                ok = False
         ok = ok and all(p.value for p in steps)
         for idx in batches[epoch:] if ok else []:           # further epochs: the server on what it holds
             if not (yield from self._server(r, veh, torch.stack([received[i] for i in idx.tolist()]), data.y[idx])):

@@ -101,6 +101,19 @@ def test_same_seed_same_bytes_and_the_kept_patches(tmp_path, cache):
     assert (tmp_path / "one" / "plots" / "kept_patches.png").is_file()
 
 
+def test_a_deadline_in_the_token_phase_drops_the_late_and_the_run_goes_on(tmp_path, cache):
+    slow = _tree(cache, energy_budget_j=2e-3)
+    slow["devices"]["server"] = {"flops_per_s": 2e8, "gpu_slots": 1}          # the server's steps queue up
+    slow["protocol"]["round_deadline_s"] = 0.8
+    got = run(tmp_path, slow)
+    assert [r["round"] for r in got.rounds] == [0, 1]
+    assert any(r["completed"] < 3 for r in got.rounds)
+    cut = [s for s in got.spans if s["status"] == "dropped" and s["cause"] == "deadline"]
+    assert cut and {s["kind"] for s in cut} <= {"server.compute", "tx.ul"}
+    statuses = {row["status"] for row in _decisions(tmp_path / "run")}
+    assert any(s.startswith("dropped:deadline") for s in statuses)
+
+
 @pytest.mark.parametrize("scheme", ["fed_lora", "local_lora", "split_lora", "sflora"])
 def test_baselines_traffic_and_device_memory(tmp_path, cache, scheme):
     st = run(tmp_path, _tree(cache, rounds=1), "st")
