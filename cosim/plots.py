@@ -144,7 +144,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
 def _plot_kept(plt, run_dir: Path, out: Path) -> list[Path]:
     """plots/kept_patches.png from kept_patches.json (token-selecting schemes): each sample image with the
-    patches its top-K left out greyed."""
+    patches its top-K merged tinted red."""
     import json
 
     import numpy as np

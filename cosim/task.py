@@ -75,10 +75,10 @@ class LearningTask:
         if self._adapted is not None:
             if cut not in self._adapted:
                 prof = measure_cut(self.model, cut, self.train.input_shape)
-                trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
-                names = [k for k in self.model.client_param_names(cut) if k in trainable]
-                self._adapted[cut] = dataclasses.replace(prof, client_param_bytes=int(sum(
-                    self.global_state[k].numel() * self.global_state[k].element_size() for k in names)))
+                frozen = set(self.frozen_names())
+                sent = [k for k in self.model.client_param_names(cut) if k not in frozen]
+                self._adapted[cut] = dataclasses.replace(
+                    prof, client_param_bytes=state_nbytes({k: self.global_state[k] for k in sent}))
             return self._adapted[cut]
         c, size = self.train.input_shape[0], self.train.input_shape[-1]
         return _cut_profile(self.config.model, c, size, self.train.num_classes, cut,
@@ -92,10 +92,13 @@ class LearningTask:
         self.global_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.train_flops_per_sample = train_flops_per_sample(model, self.train.input_shape)
         model.load_state_dict(self.global_state)               # measuring ran a training step
-        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-        self.model_bytes = int(sum(self.global_state[k].numel() * self.global_state[k].element_size()
-                                   for k in trainable))
+        frozen = set(self.frozen_names())
+        self.model_bytes = state_nbytes({k: v for k, v in self.global_state.items() if k not in frozen})
         self._adapted = {}
+
+    def frozen_names(self) -> list[str]:
+        """The model's frozen parameters (requires_grad off): they never change, so they travel at most once."""
+        return [n for n, p in self.model.named_parameters() if not p.requires_grad]
 
 
 @functools.lru_cache(maxsize=64)
@@ -194,14 +197,20 @@ def cache_dir(configured: Optional[str], base_dir: Optional[Path]) -> Path:
     """Where set-up work is cached: the configured folder (relative: to the scenario), $COSIM_CACHE_DIR, or
     ~/.cache/cosim."""
     if configured is not None:
-        path = Path(configured)
-        return path if path.is_absolute() or base_dir is None else base_dir / path
+        return _resolve(configured, base_dir)
     return Path(os.environ.get("COSIM_CACHE_DIR") or Path.home() / ".cache" / "cosim")
 
 
+def _resolve(path: str, base_dir: Optional[Path]) -> Path:
+    """A scenario's path: absolute as is, else relative to the scenario's folder."""
+    p = Path(path)
+    return p if p.is_absolute() or base_dir is None else base_dir / p
+
+
 def pretrain_hyper(pre, streams: RngStreams) -> dict:
+    """learning.pretrain's settings from learning.pretrained, the seed from the stream 'pretrain'."""
     return dict(epochs=pre.epochs, lr=pre.lr, batch_size=pre.batch_size, weight_decay=pre.weight_decay,
-                seed=streams.seed_for("pretrain") % (2 ** 63))
+                seed=streams.seed_for("pretrain"))
 
 
 def _pretrained(model: SplitModel, pre, held_out: TensorDataset, streams: RngStreams, base_dir: Optional[Path]) -> None:
@@ -216,8 +225,7 @@ def _pretrained(model: SplitModel, pre, held_out: TensorDataset, streams: RngStr
         state, _ = cached_pretrain(model, held_out, cache_dir(pre.cache_dir, base_dir), **pretrain_hyper(pre, streams))
         model.load_state_dict(state)
         return
-    path = Path(pre.checkpoint)
-    path = path if path.is_absolute() or base_dir is None else base_dir / path
+    path = _resolve(pre.checkpoint, base_dir)
     if not path.is_file():
         raise SettingError("learning.pretrained.checkpoint", pre.checkpoint, f"an existing file ({path} is not one)")
     try:

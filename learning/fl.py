@@ -94,14 +94,17 @@ def aggregate_layers(results: list[tuple[StateDict, float]]) -> StateDict:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, state: StateDict, data: TensorDataset, batch_size: int = 512) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of `state` on `data`."""
+def evaluate(model: nn.Module, state: StateDict, data: TensorDataset, batch_size: int = 512,
+             forward=None) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of `state` on `data`; `forward(x)` gives the logits (default: the model
+    itself; e.g. a split with token selection)."""
     model.load_state_dict(state)
     model.eval()
+    forward = model if forward is None else forward
     correct, loss_sum = 0, 0.0
     for start in range(0, len(data), batch_size):
         x, y = data.x[start:start + batch_size], data.y[start:start + batch_size]
-        out = model(x)
+        out = forward(x)
         loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
         correct += int((out.argmax(1) == y).sum())
     return correct / len(data), loss_sum / len(data)

@@ -50,9 +50,7 @@ import importlib.util
 import inspect
 import itertools
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -61,6 +59,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .cache import digest_tensor, save_atomic
 from .data import TensorDataset
 
 CVAE_FORMAT = "cvae-v2"                      # bump when the architecture or the training loop changes
@@ -205,9 +204,7 @@ def cvae_hash(pool: TensorDataset, **hyper) -> str:
     """sha256 over the format version, the pool's x and y (bytes, dtype, shape), num_classes, hyperparameters."""
     h = hashlib.sha256(CVAE_FORMAT.encode())
     for t in (pool.x, pool.y):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
+        digest_tensor(h, t)
     h.update(json.dumps({"num_classes": pool.num_classes, **_hyper(hyper)}, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -225,15 +222,7 @@ def cached_cvae(pool: TensorDataset, cache_dir: Path, **hyper) -> CvaeGenerator:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return CvaeGenerator(model, pool.input_shape)
     gen = train_cvae(pool, **hyper)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(gen.state_dict(), f)
-        os.replace(tmp, path)                # atomic: concurrent runs write the same bytes, last one wins
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_atomic(gen.state_dict(), path)
     return gen
 
 

@@ -34,7 +34,3 @@ def kept_bytes(model: nn.Module, forward: Callable[[], torch.Tensor]) -> tuple[i
         out = forward()
     return sum(saved.values()), out.numel() * out.element_size()
 
-
-def parameter_bytes(state: dict[str, torch.Tensor], names) -> int:
-    """Bytes of the named state entries (parameters and buffers) a device holds."""
-    return int(sum(state[k].numel() * state[k].element_size() for k in names))

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .cache import digest_tensor, save_atomic
 from .data import TensorDataset
 
 StateDict = dict[str, torch.Tensor]
@@ -51,13 +50,9 @@ def pretrain_key(initial: StateDict, data: TensorDataset, **hyper) -> str:
     """sha256 over the format, the initial weights, the data (bytes, dtype, shape) and the hyperparameters."""
     h = hashlib.sha256(PRETRAIN_FORMAT.encode())
     for name in sorted(initial):
-        t = initial[name].detach().cpu().contiguous()
-        h.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
+        digest_tensor(h, initial[name], name)
     for t in (data.x, data.y):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes())
+        digest_tensor(h, t)
     h.update(json.dumps({"num_classes": data.num_classes, **hyper}, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -68,15 +63,7 @@ def cached_pretrain(model: nn.Module, data: TensorDataset, cache_dir: Path, **hy
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True), path
     state = pretrain(model, data, **hyper)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)            # concurrent runs write the same bytes; the last one wins
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_atomic(state, path)
     return state, path
 
 

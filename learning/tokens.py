@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -69,9 +70,16 @@ def semantic_content_curve(cls_attn: torch.Tensor) -> torch.Tensor:
     return torch.cat([ordered.new_zeros(1), torch.cumsum(ordered, 0)])
 
 
+def tokens_sent(k, num_patches: int):
+    """Tokens per sample on the air: K + 2 ([CLS, top-K, merge]), or N + 1 when K = N (nothing merged); an int
+    for an int K, an array for an array. Raises ValueError for K outside [0, N]."""
+    arr = np.asarray(k)
+    if np.any((arr < 0) | (arr > num_patches)):
+        raise ValueError(f"token count K must be in [0, {num_patches}], got {k}")
+    out = np.where(arr >= num_patches, num_patches + 1, arr + 2)
+    return int(out) if out.ndim == 0 else out
+
+
 def token_payload_bits(batch: int, k: int, num_patches: int, dim: int, bits_per_element: int = 32) -> int:
     """S = B (K+2) D q0 bits of the sent sequence; B (N+1) D q0 when K = N (nothing merged)."""
-    if not 0 <= k <= num_patches:
-        raise ValueError(f"token count K must be in [0, {num_patches}], got {k}")
-    count = num_patches + 1 if k == num_patches else k + 2
-    return batch * count * dim * bits_per_element
+    return batch * tokens_sent(k, num_patches) * dim * bits_per_element

@@ -80,7 +80,8 @@ class FedAvgCost(CostModel):
         r_dl, r_ul = downlink_rate_bps(snap, cand, dec), uplink_rate_bps(snap, cand, dec)
         dev = device_model(cand.device, dec.cpu_hz)
         flops = snap.model.train_flops_per_sample * cand.num_samples * snap.learning.local_epochs
-        t_dl, t_cp, t_ul = airtime_s(bits, r_dl) + first_download_s(snap, cand, dec), dev.time_s(flops), airtime_s(bits, r_ul)
+        t_dl = airtime_s(bits, r_dl) + first_download_s(snap, cand, dec)
+        t_cp, t_ul = dev.time_s(flops), airtime_s(bits, r_ul)
         e_cp, e_ul = dev.energy_j(flops), tx_energy_j(dec.tx_power_w, bits, r_ul)
         return Cost(t_dl + t_cp + t_ul, e_cp + e_ul, compute_s=t_cp, comm_s=t_dl + t_ul, compute_energy_j=e_cp,
                     comm_energy_j=e_ul)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from channel import link
+from learning.tokens import tokens_sent
 
 from ..registry import register_optimizer, scheme
 from .api import Decision, Plan, RoundSnapshot
@@ -65,12 +66,6 @@ def shannon_slope(a_hz, w_hz):
     """dR/dW = log2(1 + a / W) - (a / W) / ((1 + a / W) ln 2) > 0."""
     x = a_hz / w_hz
     return np.log2(1.0 + x) - x / ((1.0 + x) * math.log(2.0))
-
-
-def tokens_sent(k, num_patches: int):
-    """`st_sflora_model.tokens_sent` over arrays: K + 2, or N + 1 at K = N."""
-    k = np.asarray(k)
-    return np.where(k >= num_patches, num_patches + 1, k + 2)
 
 
 @dataclass(frozen=True)
@@ -485,4 +480,4 @@ def st_sflora(snap: RoundSnapshot) -> Plan:
 __all__ = ["Bandwidths", "Iterate", "Uplinks", "bandwidth_for_rate", "best_tokens", "energy_cap_j",
            "equal_bandwidth_hz", "keep_hostable", "least_bandwidth_hz", "min_max_bandwidth", "rate_floors_bps",
            "shannon_bps", "snr_within", "solve", "st_sflora", "subp1_power", "subp3_tokens", "token_bound",
-           "tokens_sent", "uplinks"]
+           "uplinks"]

@@ -12,15 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from learning.tokens import tokens_sent
+
 from .api import Candidate, Cost, RoundSnapshot
 from .costs import CostModel, airtime_s, batch_sizes, tx_energy_j, uplink_rate_bps
-
-
-def tokens_sent(k: int, num_patches: int) -> int:
-    """Tokens per sample on the air: K + 2 ([CLS, top-K, merge]), or N + 1 when K = N (nothing merged)."""
-    if not 0 <= k <= num_patches:
-        raise ValueError(f"token count K must be in [0, {num_patches}], got {k}")
-    return num_patches + 1 if k == num_patches else k + 2
 
 
 @dataclass(frozen=True)

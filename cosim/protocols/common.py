@@ -8,6 +8,7 @@ Extension points of `RoundProtocol` (a scheme overrides what it needs):
 - `finish_round(r, t0, first_span, plan, results)`: aggregate, evaluate, `record_round`;
 - `metadata(r, vehicles)`: a phase before selection, e.g. `upload_metadata` (small real transfers);
 - `prepare(r, chosen)`: a phase after selection and before the plan (the snapshot is taken again after it);
+- `before_download(r, vehicle)`: what a vehicle does before its round's first download;
 - `snapshot_extra(r, vehicles)`: scheme data the optimizer sees in `RoundSnapshot.extra`;
 - class attributes `round_fields` (extra rounds.csv columns, passed to `record_round`) and `replan_on`
   ("vehicle-left", "handover": re-plan the rest of the round at those events; `replan` can also be called
@@ -104,6 +105,12 @@ class RoundProtocol:
         upload the plan depends on); returns the vehicles that completed it (default: all, no time passes).
         Decision rows and predictions count from the plan, after it."""
         return vehicles
+        yield  # noqa: unreachable - makes this a generator
+
+    def before_download(self, r: int, veh: Vehicle) -> Generator:
+        """What a vehicle does before its round's first download (a LoRA scheme: fetch the frozen backbone
+        once); False stops its round (default: True, no time passes)."""
+        return True
         yield  # noqa: unreachable - makes this a generator
 
     def snapshot_extra(self, r: int, vehicles: list[Vehicle]) -> dict:

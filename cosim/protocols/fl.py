@@ -43,25 +43,33 @@ class FedAvg(RoundProtocol):
         world = self.sim.world
         return [self.sim.spawn(self._vehicle(r, world.vehicles[vid])) for vid in plan.selected]
 
+    payload = "model"           # what goes down and up (a LoRA scheme's adapters: 'lora'): task.model_bytes
+
     def train_flops(self, client: int) -> float:
         return self.task.train_flops_per_sample * self.task.client_size(client) * self.task.config.local_epochs
 
+    def local_result(self, r: int, veh: Vehicle, start: dict):
+        """The vehicle's real local training from `start` (seeded per round and client)."""
+        task, cfg = self.task, self.task.config
+        return local_train(task.model, start, task.client_data(veh.client), epochs=cfg.local_epochs,
+                           batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                           seed=self.sim.streams.seed_for("local-train", r, veh.client))
+
     def _vehicle(self, r: int, veh: Vehicle) -> Generator:
         sim, ch, task = self.sim, self.ch, self.task
-        dl = yield from sim.transfer(r, veh, "dl", "model", task.model_bytes, ch.rsu_tx_power_w,
+        if not (yield from self.before_download(r, veh)):
+            return VehicleResult(veh.id, veh.client, None)
+        dl = yield from sim.transfer(r, veh, "dl", self.payload, task.model_bytes, ch.rsu_tx_power_w,
                                      self.decision(veh.id).bandwidth_share * ch.downlink_bandwidth_hz)
         if not dl.ok:
             return VehicleResult(veh.id, veh.client, None)
-        cfg = task.config
         # the real PyTorch step runs when its span starts; its duration comes from the device model
-        result = local_train(task.model, task.global_state, task.client_data(veh.client), epochs=cfg.local_epochs,
-                             batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                             seed=sim.streams.seed_for("local-train", r, veh.client))
+        result = self.local_result(r, veh, task.global_state)
         ok = yield from sim.compute(r, veh, "compute.train", self.train_flops(veh.client), self.decision(veh.id).cpu_hz)
         if not ok:
             return VehicleResult(veh.id, veh.client, None, trained=True)
         dec = self.decision(veh.id)
-        ul = yield from sim.transfer(r, veh, "ul", "model", task.model_bytes, dec.tx_power_w,
+        ul = yield from sim.transfer(r, veh, "ul", self.payload, task.model_bytes, dec.tx_power_w,
                                      dec.bandwidth_share * ch.uplink_bandwidth_hz)
         return VehicleResult(veh.id, veh.client, result if ul.ok else None, trained=True)
 

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 import torch
 from pydantic import Field
 
-from learning.memory import kept_bytes, parameter_bytes
+from learning.fl import state_nbytes
+from learning.memory import kept_bytes
 from learning.models.lora import apply_lora
 
 from ..configbase import Frozen, PosFloat
@@ -26,6 +27,11 @@ class LoraSettings(Frozen):
     rank: Rank = 8
     alpha: PosFloat = 16.0
     targets: Annotated[list[Literal[TARGETS]], Field(min_length=1)] = list(TARGETS)
+
+
+class LoraFields(Frozen):
+    """The `lora` key every LoRA scheme's settings have (mixed into its ProtocolConfig subclass)."""
+    lora: LoraSettings = LoraSettings()
 
 
 def adapt(task, settings: LoraSettings, blocks, seed: int) -> list[str]:
@@ -48,7 +54,7 @@ def device_memory(model, state, names, forward) -> int:
     """What a vehicle holds for one batch: the state entries `names`, what autograd keeps for the backward
     during `forward()`, and its output (learning.memory)."""
     saved, out = kept_bytes(model, forward)
-    return parameter_bytes(state, names) + saved + out
+    return state_nbytes({k: state[k] for k in names}) + saved + out
 
 
 class Backbone:

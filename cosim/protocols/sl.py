@@ -55,9 +55,11 @@ class CutContext:
 
     cut: int
     profile: CutProfile
-    client_names: list[str]
+    client_names: list[str]           # what the client side trains and sends (all of it unless some is frozen)
     server_names: list[str]
     client_model_bytes: int
+    frozen_names: tuple[str, ...] = ()   # frozen client parameters: on the vehicle once, never sent again
+    frozen_bytes: int = 0
 
 
 @dataclass
@@ -123,13 +125,14 @@ class SplitRounds(RoundProtocol):
         ctx = self._contexts.get(cut)
         if ctx is None:
             task = self.task
-            profile = task.cut_profile(cut)
-            client = set(task.model.client_param_names(cut))
-            names = list(task.global_state)
-            client_names = [k for k in names if k in client]
+            profile, g = task.cut_profile(cut), task.global_state
+            frozen = set(task.frozen_names())
+            side = set(task.model.client_param_names(cut))
+            client = [k for k in g if k in side and k not in frozen]
+            still = tuple(k for k in g if k in side and k in frozen)
             ctx = self._contexts[cut] = CutContext(
-                cut, profile, client_names, [k for k in names if k not in client],
-                state_nbytes({k: task.global_state[k] for k in client_names}))
+                cut, profile, client, [k for k in g if k not in set(client)], state_nbytes({k: g[k] for k in client}),
+                still, state_nbytes({k: g[k] for k in still}))
         return ctx
 
     def vehicle_context(self, vid: str) -> CutContext:
@@ -286,12 +289,6 @@ class SplitRounds(RoundProtocol):
         client = {} if self.frozen_client else {k: v.detach() for k, v in cstate.items()}   # nothing went up
         return VehicleResult(veh.id, veh.client, SplitUpdate(client, self.task.client_size(veh.client)),
                              trained=True), client
-
-    def before_download(self, r: int, veh: Vehicle) -> Generator:
-        """What a vehicle does before its round's download (a LoRA scheme: fetch the frozen backbone once);
-        False stops its round."""
-        return True
-        yield  # noqa: unreachable - makes this a generator
 
     def merged_state(self, parts: StateDict) -> StateDict:
         """The global state with `parts` replaced, in the model's key order."""

@@ -33,13 +33,13 @@ from ..registry import register_scheme
 from ..world import Vehicle
 from .common import VehicleResult
 from .config import SplitConfig
-from .lora import Backbone, LoraSettings, adapt, device_memory
+from .lora import Backbone, LoraFields, adapt, device_memory
 from .sl import SplitRounds, SplitUpdate
 
 IMPORTANCE_BYTES_PER_TOKEN = 4          # one float32 score per patch token
 
 
-class StSfloraConfig(SplitConfig):
+class StSfloraConfig(SplitConfig, LoraFields):
     """ST-SFLora's settings. cut: the vehicle runs stages [0, cut) (the embedding and cut - 1 blocks; at least
     one block, whose CLS attention scores the tokens). token_selection `topk` (K from the optimizer, at
     least k_min) or `full` (K = N: every token). energy_budget_j: E_max per vehicle for its token upload
@@ -47,7 +47,6 @@ class StSfloraConfig(SplitConfig):
     `fixed_tokens` (K for every vehicle instead of the closed form)."""
     scheme: Literal["st_sflora"] = "st_sflora"
     optimizer: str = "st_sflora"
-    lora: LoraSettings = LoraSettings()
     token_selection: Literal["topk", "full"] = "topk"
     k_min: PosInt = 16
     fixed_tokens: Optional[PosInt] = None
@@ -89,7 +88,7 @@ class StSflora(SplitRounds):
         self.num_patches, self.dim = model.num_patches, model.embed_dim
         self.geometry = TokenGeometry(self.num_patches, self.dim, 32,
                                       server_flops_by_length(model, proto.cut, self.dim))
-        self.backbone = Backbone(self, self.client_model_bytes)
+        self.backbone = Backbone(self, self.context(self.cut).frozen_bytes)     # the whole client side
         self.device_memory_bytes = self._device_memory()
         self._held: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._importance: dict[str, list[float]] = {}
@@ -98,7 +97,7 @@ class StSflora(SplitRounds):
         """The vehicle's frozen side and one batch's output tokens (no graph is kept: it runs no backward)."""
         model, x = self.task.model, self.task.train.x[:self.task.config.batch_size]
         with torch.no_grad():
-            return device_memory(model, self.task.global_state, self.client_names,
+            return device_memory(model, self.task.global_state, self.context(self.cut).frozen_names,
                                  lambda: model.forward_tokens(x, self.cut)[0])
 
     # ---- before the plan: the frozen side's forward and the importance upload ------------------------
@@ -218,20 +217,13 @@ class StSflora(SplitRounds):
                                                                                else " (full)"),
                                                  "k": k, "patch_size": patch, "images": images}) + "\n"}
 
-    def evaluate_tokens(self, k: int, batch_size: int = 512) -> tuple[float, float]:
+    def evaluate_tokens(self, k: int) -> tuple[float, float]:
         """(accuracy, mean loss) on the test set through the split with top-`k` token selection (as the
         scheme would serve it)."""
-        from torch.nn import functional as F
+        model, cut = self.task.model, self.cut
 
-        model, test = self.task.model, self.task.test
-        model.load_state_dict(self.task.global_state)
-        model.eval()
-        correct, loss_sum = 0, 0.0
-        with torch.no_grad():
-            for start in range(0, len(test), batch_size):
-                x, y = test.x[start:start + batch_size], test.y[start:start + batch_size]
-                tokens, scores = model.forward_tokens(x, self.cut)
-                out = model.forward_stages(select_tokens(tokens, scores, k).tokens, self.cut, model.num_stages)
-                loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
-                correct += int((out.argmax(1) == y).sum())
-        return correct / len(test), loss_sum / len(test)
+        def forward(x):
+            tokens, scores = model.forward_tokens(x, cut)
+            return model.forward_stages(select_tokens(tokens, scores, k).tokens, cut, model.num_stages)
+
+        return evaluate(model, self.task.global_state, self.task.test, forward=forward)

@@ -13,7 +13,8 @@ import pytest
 from cosim import registry
 from cosim.cli import main
 from cosim.errors import ScenarioError, SettingError
-from cosim.optimizers.st_sflora_model import tokens_sent
+from learning.fl import state_nbytes
+from learning.tokens import tokens_sent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "split"))
 from split_testlib import run, tree  # noqa: E402
@@ -68,7 +69,8 @@ def test_importance_before_the_plan_then_tokens_and_server_steps(tmp_path, cache
             assert all(s["bytes"] % (tokens_sent(k, N) * D * 4) == 0 for s in ups)
     backbone = [s for s in got.spans if s["payload"] == "model"]
     assert sorted(s["actor"] for s in backbone) == ["a", "b", "c"] and {s["round"] for s in backbone} == {0}
-    assert {s["bytes"] for s in backbone} == {got.proto.client_model_bytes}
+    g, model = got.task.global_state, got.task.model
+    assert {s["bytes"] for s in backbone} == {state_nbytes({k: g[k] for k in model.client_param_names(2)})}
 
 
 def test_prediction_is_the_timeline_when_nothing_moves(tmp_path, cache):

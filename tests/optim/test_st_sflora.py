@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-import cosim.protocols.st_sflora  # noqa: F401  registers the scheme (until registry._BUILTINS lists it)
 from channel import link
 from channel.link import LinkBudget
 from cosim import registry
@@ -22,6 +21,7 @@ from cosim.optimizers.constraints import violations
 from cosim.optimizers.costs import uplink_rate_bps
 from cosim.optimizers.instances import random_snapshot
 from cosim.optimizers.st_sflora_model import geometry
+from learning.tokens import tokens_sent
 
 N = 64
 
@@ -112,7 +112,7 @@ def test_a_batch_cap_and_more_epochs_send_what_the_cost_model_sends():
 
 
 def test_tokens_sent_and_the_semantic_content():
-    assert S.tokens_sent(np.array([0, 1, 62, 63, 64]), 64).tolist() == [2, 3, 64, 65, 65]
+    assert tokens_sent(np.array([0, 1, 62, 63, 64]), 64).tolist() == [2, 3, 64, 65, 65]
     snap = _snap(3, 0)
     up = S.uplinks(snap)
     for c, row in zip(snap.candidates, up.content):
