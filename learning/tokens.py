@@ -71,13 +71,13 @@ def semantic_content_curve(cls_attn: torch.Tensor) -> torch.Tensor:
 
 
 def tokens_sent(k, num_patches: int):
-    """Tokens per sample on the air: K + 2 ([CLS, top-K, merge]), or N + 1 when K = N (nothing merged); an int
-    for an int K, an array for an array. Raises ValueError for K outside [0, N]."""
-    arr = np.asarray(k)
-    if np.any((arr < 0) | (arr > num_patches)):
+    """Tokens per sample on the air: K + 2 ([CLS, top-K, merge]), or N + 1 when K = N (nothing merged). An int
+    K is checked (ValueError outside [0, N]); an array of them, an optimizer's hot path, is not."""
+    if isinstance(k, np.ndarray):
+        return np.where(k >= num_patches, num_patches + 1, k + 2)
+    if not 0 <= k <= num_patches:
         raise ValueError(f"token count K must be in [0, {num_patches}], got {k}")
-    out = np.where(arr >= num_patches, num_patches + 1, arr + 2)
-    return int(out) if out.ndim == 0 else out
+    return num_patches + 1 if k == num_patches else k + 2
 
 
 def token_payload_bits(batch: int, k: int, num_patches: int, dim: int, bits_per_element: int = 32) -> int:
