@@ -1,5 +1,5 @@
-"""Small SUMO scenario bundles (net, routes, sumocfg) built with netconvert / netgenerate, randomTrips.py
-and duarouter. The same arguments and seed give byte-identical files.
+"""Small SUMO scenario bundles (net, routes, sumocfg; building polygons for the urban grid) built with
+netconvert / netgenerate, randomTrips.py and duarouter. The same arguments and seed give byte-identical files.
 """
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 from xml.sax.saxutils import quoteattr
+
+import sumolib
 
 from .errors import one_line
 from .sumo_live import sumo_binary, sumo_home
 
-__all__ = ["ScenarioFiles", "build_highway", "build_urban_grid", "build_from_plain", "write_sumocfg"]
+__all__ = ["ScenarioFiles", "build_highway", "build_urban_grid", "build_from_plain", "write_sumocfg",
+           "write_block_buildings"]
 
 # SUMO tools stamp their outputs with a comment holding the date and the command line: dropped
 _HEADER_COMMENT = re.compile(rb"<!--.*?-->\s*", re.DOTALL)
@@ -23,9 +27,12 @@ _HEADER_COMMENT = re.compile(rb"<!--.*?-->\s*", re.DOTALL)
 
 @dataclass(frozen=True)
 class ScenarioFiles:
+    """A bundle's files: the net, the routes, the .sumocfg naming both, and `buildings`, a SUMO polygon file
+    of building footprints (channel.buildings.Buildings.from_file), written only by build_urban_grid."""
     net: Path
     routes: Path
     sumocfg: Path
+    buildings: Optional[Path] = None
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -68,6 +75,26 @@ def write_sumocfg(path: Path, net: Path, routes: Path, duration_s: float, seed: 
         f'    <random_number>\n        <seed value="{seed}"/>\n    </random_number>\n'
         '    <report>\n        <no-step-log value="true"/>\n    </report>\n</configuration>\n')
     return path
+
+
+def write_block_buildings(net: str | Path, path: str | Path, setback_m: float) -> Path:
+    """A SUMO polygon file with one building (type "building", id "block_<i>_<j>") per block of a grid net:
+    between consecutive sorted junction x (index i) and y (index j) coordinates of `net`, inset by `setback_m`
+    from the street centre lines. Fixed formatting, so the same net and setback give the same bytes."""
+    nodes = sumolib.net.readNet(str(net), withInternal=False).getNodes()
+    xs = sorted({round(n.getCoord()[0], 2) for n in nodes})
+    ys = sorted({round(n.getCoord()[1], 2) for n in nodes})
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>\n', "<additional>\n"]
+    for i, (x0, x1) in enumerate(zip(xs, xs[1:])):
+        for j, (y0, y1) in enumerate(zip(ys, ys[1:])):
+            left, right, bottom, top = x0 + setback_m, x1 - setback_m, y0 + setback_m, y1 - setback_m
+            shape = " ".join(f"{x:.2f},{y:.2f}" for x, y in
+                             ((left, bottom), (right, bottom), (right, top), (left, top), (left, bottom)))
+            lines.append(f'    <poly id="block_{i}_{j}" type="building" color="255,230,230" fill="1" layer="-1" '
+                         f'shape="{shape}"/>\n')
+    lines.append("</additional>\n")
+    Path(path).write_text("".join(lines))
+    return Path(path)
 
 
 def _random_routes(net: Path, routes: Path, vehicles_per_hour: float, duration_s: float, seed: int, tmp: Path,
@@ -122,18 +149,22 @@ def build_highway(out_dir: str | Path, length_m: float = 5000.0, lanes: int = 3,
 
 def build_urban_grid(out_dir: str | Path, grid_n: int = 5, block_m: float = 200.0, lanes: int = 1,
                      vehicles_per_hour: float = 900.0, duration_s: float = 600.0, seed: int = 0,
-                     speed_mps: float = 13.89) -> ScenarioFiles:
+                     speed_mps: float = 13.89, building_setback_m: float = 10.0) -> ScenarioFiles:
     """A `grid_n` x `grid_n` junction grid with `block_m` streets (netgenerate --grid), traffic lights at
-    the junctions, `lanes` lanes per direction; random trips mostly between the grid's border edges.
-    Files: urban_grid.net.xml, urban_grid.rou.xml, urban_grid.sumocfg."""
+    the junctions, `lanes` lanes per direction; random trips mostly between the grid's border edges; one
+    building per block, `building_setback_m` back from the street centre lines (write_block_buildings).
+    Files: urban_grid.net.xml, urban_grid.rou.xml, urban_grid.sumocfg, urban_grid.poly.xml."""
     _check("grid_n", grid_n, 2)
     _check("block_m", block_m, 10.0)
+    if not 0 < building_setback_m < block_m / 2:
+        raise BuildParameterError("building_setback_m", building_setback_m, f"> 0 and < {block_m / 2:g}")
     _check("lanes", lanes, 1)
     _check("vehicles_per_hour", vehicles_per_hour, 0.0, positive=True)
     _check("duration_s", duration_s, 1.0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = ScenarioFiles(out / "urban_grid.net.xml", out / "urban_grid.rou.xml", out / "urban_grid.sumocfg")
+    files = ScenarioFiles(out / "urban_grid.net.xml", out / "urban_grid.rou.xml", out / "urban_grid.sumocfg",
+                          out / "urban_grid.poly.xml")
     with tempfile.TemporaryDirectory(prefix="build_scenario_") as t:
         tmp = Path(t)
         _run([str(sumo_binary("netgenerate")), "--grid", "--grid.number", str(int(grid_n)), "--grid.length",
@@ -141,6 +172,7 @@ def build_urban_grid(out_dir: str | Path, grid_n: int = 5, block_m: float = 200.
               "--default-junction-type", "traffic_light", "--no-turnarounds", "--no-warnings",
               "-o", str(files.net)], "netgenerate")
         _strip_header(files.net)
+        write_block_buildings(files.net, files.buildings, building_setback_m)
         _random_routes(files.net, files.routes, vehicles_per_hour, duration_s, seed, tmp,
                        ["--fringe-factor", "10", "--min-distance", f"{2 * block_m:g}"])
     write_sumocfg(files.sumocfg, files.net, files.routes, duration_s, seed)
