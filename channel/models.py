@@ -35,7 +35,7 @@ class ChannelModel:
 
 COMMON_PARAMS = MappingProxyType({"min_distance_m": 1.0, "shadowing_db": None})
 DEFAULT_MODEL = "seed"
-_V2V_HEIGHTS = {"tx_height_m": v2v.DEFAULT_ANTENNA_HEIGHT_M, "rx_height_m": v2v.DEFAULT_ANTENNA_HEIGHT_M,
+_V2V_HEIGHTS = {"tx_height_m": v2v.DEFAULT_ANTENNA_HEIGHT_M, "rx_height_m": v2v.RSU_ANTENNA_HEIGHT_M,
                 "blocker_height_m": v2v.CAR_HEIGHT_M}
 
 
@@ -60,12 +60,13 @@ def _los_state(los, d_m, los_probability, rng):
 
 def _v2v(los_pl_db, los_probability):
     def pathloss_db(d_m, carrier_hz, rng, los, tx_height_m, rx_height_m, blocker_height_m,
-                    building_nlos=None):
+                    building_nlos=None, blockage_z=None):
         los = _los_state(los, d_m, los_probability, rng)
         pl = los_pl_db(d_m, carrier_hz)
         if not np.all(los):
             # TR 37.885 Table 6.2.1-1, NLOSv: LOS path loss + additional vehicle blockage loss
-            blockage = v2v.nlosv_blockage_db(d_m, rng, tx_height_m, rx_height_m, blocker_height_m)
+            blockage = v2v.nlosv_blockage_db(d_m, rng, tx_height_m, rx_height_m, blocker_height_m,
+                                             None if blockage_z is None else np.nan_to_num(blockage_z))
             pl = np.where(los, pl, pl + blockage)
         if building_nlos is not None:
             pl = np.where(np.asarray(building_nlos, dtype=bool), v2v.urban_nlos_pl_db(d_m, carrier_hz), pl)
@@ -77,8 +78,10 @@ def _macro(d_m, carrier_hz, rng):
     return v2i.macro_pl_db(d_m)
 
 
-def _umi(d_m, carrier_hz, rng, los, bs_height_m, ut_height_m):
+def _umi(d_m, carrier_hz, rng, los, bs_height_m, ut_height_m, building_nlos=None):
     los = _los_state(los, d_m, v2i.umi_los_probability, rng)
+    if building_nlos is not None:
+        los = los & ~np.asarray(building_nlos, dtype=bool)
     return np.where(los, v2i.umi_los_pl_db(d_m, carrier_hz, bs_height_m, ut_height_m),
                     v2i.umi_nlos_pl_db(d_m, carrier_hz, bs_height_m, ut_height_m))
 
@@ -88,18 +91,22 @@ MODELS: Mapping[str, ChannelModel] = MappingProxyType({
                          "SCHEMES.md common system model: g = h0 d^-gamma, h0 = free space at 1 m"),
     "free_space": ChannelModel(_free_space, {}, None, "Friis free-space path loss"),
     "tr37885_highway": ChannelModel(_v2v(v2v.highway_los_pl_db, v2v.highway_los_probability),
-                                    {"los": None, **_V2V_HEIGHTS}, v2v.highway_los_probability,
+                                    {"los": None, "blockage_z": None, **_V2V_HEIGHTS}, v2v.highway_los_probability,
                                     "TR 37.885 Tables 6.2.1-1, 6.2.1-2 (highway V2V: LOS / NLOSv)"),
     "tr37885_urban": ChannelModel(_v2v(v2v.urban_los_pl_db, v2v.urban_los_probability),
-                                  {"los": None, "building_nlos": None, **_V2V_HEIGHTS},
+                                  {"los": None, "building_nlos": None, "blockage_z": None, **_V2V_HEIGHTS},
                                   v2v.urban_los_probability,
                                   "TR 37.885 Tables 6.2.1-1, 6.2.1-2 (urban V2V: LOS / NLOSv / NLOS)"),
     "tr36885_macro": ChannelModel(_macro, {}, None,
                                   "TR 36.885 Table A.1.4-1 (V2I macro, 2 GHz; carrier_hz unused)"),
-    "tr38901_umi": ChannelModel(_umi, {"los": None, "bs_height_m": v2i.UMI_BS_HEIGHT_M,
+    "tr38901_umi": ChannelModel(_umi, {"los": None, "building_nlos": None, "bs_height_m": v2i.UMI_BS_HEIGHT_M,
                                        "ut_height_m": v2i.UMI_UT_HEIGHT_M}, v2i.umi_los_probability,
                                 "TR 38.901 Tables 7.4.1-1, 7.4.2-1 (UMi street canyon, d = 2D distance)"),
 })
+
+
+# models with a building-NLOS formula (links that buildings block: `building_nlos`)
+BUILDING_MODELS = tuple(name for name, m in MODELS.items() if "building_nlos" in m.params)
 
 
 def get_model(model_name: str) -> ChannelModel:

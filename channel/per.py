@@ -1,25 +1,39 @@
-"""Bit and packet error rates as functions of the (linear) SNR."""
+"""Packet error rates as functions of the (linear) SNR: the BLER of the MCS in use, or a user's waterfall fit.
+
+A packet is one transport block: its error probability is the block error rate (BLER) of the modulation and
+coding it is sent with, whatever its length.
+"""
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from channel._validate import choice, nonnegative_array, positive_array
+from channel.rate import CQI_TABLE, DEFAULT_TARGET_BER, cqi_index, cqi_snr_thresholds_db
 
-PER_MODELS = ("bpsk", "qpsk", "waterfall")
+PER_MODELS = ("mcs", "waterfall")
+
+BLER_AT_SWITCHING = 0.1     # link adaptation's BLER target at each CQI's switching SNR (TS 38.214 5.2.2.1)
+# Liu, Zhou & Giannakis, IEEE TWC 3(5) 2004, Table I: a_n of the fit PER = a_n exp(-g_n snr), per modulation
+# order (QPSK 1/2, 16-QAM 1/2, 64-QAM 3/4 modes). a sets the waterfall's steepness at the 10% point,
+# ln(10 a) / 10 decades per dB: 0.68 (QPSK), 0.62 (16-QAM), 0.58 (64-QAM).
+WATERFALL_A = {2: 90.2514, 4: 50.1222, 6: 35.3508}
 
 
-def q_function(x) -> np.ndarray:
-    """Gaussian tail Q(x) = P(N(0, 1) > x)."""
-    return 0.5 * special.erfc(np.asarray(x, dtype=float) / np.sqrt(2.0))
+def mcs_bler_params(target_ber: float = DEFAULT_TARGET_BER) -> tuple[np.ndarray, np.ndarray]:
+    """(a, g) per CQI 1..15 of BLER(snr) = min(1, a exp(-g snr)) with BLER = 0.1 at the CQI's switching SNR."""
+    a = np.array([WATERFALL_A[qm] for _, qm, _, _ in CQI_TABLE])
+    switching = 10.0 ** (cqi_snr_thresholds_db(target_ber) / 10.0)
+    return a, np.log(a / BLER_AT_SWITCHING) / switching
 
 
-def bit_error_rate(snr_linear, modulation: str = "bpsk") -> np.ndarray:
-    """Uncoded AWGN BER: BPSK Q(sqrt(2 snr)); Gray QPSK Q(sqrt(snr)), snr = Es/N0 per symbol."""
-    choice("modulation", modulation, ("bpsk", "qpsk"))
+def mcs_bler(snr_linear, cqi, target_ber: float = DEFAULT_TARGET_BER) -> np.ndarray:
+    """BLER of CQI `cqi` (1..15; 0: nothing can be sent, BLER 1) at `snr_linear`."""
     snr = nonnegative_array("snr_linear", snr_linear)
-    # Proakis & Salehi, Digital Communications 5th ed., ch. 4 (BPSK: Eb = Es; QPSK: Eb = Es / 2)
-    return q_function(np.sqrt(2.0 * snr)) if modulation == "bpsk" else q_function(np.sqrt(snr))
+    cqi = np.asarray(cqi)
+    a, g = mcs_bler_params(target_ber)
+    a, g = np.concatenate(([1.0], a)), np.concatenate(([0.0], g))       # CQI 0: BLER 1
+    # Liu, Zhou, Giannakis 2004: PER = a exp(-g snr), capped at 1
+    return np.minimum(1.0, a[cqi] * np.exp(-g[cqi] * snr))
 
 
 def _scale_to_length(per_ref, packet_bits, reference_bits):
@@ -29,22 +43,24 @@ def _scale_to_length(per_ref, packet_bits, reference_bits):
         return -np.expm1(exponent * np.log1p(-np.minimum(per_ref, 1.0)))
 
 
-def packet_error_rate(snr_linear, packet_bits, model: str = "bpsk", *, a=None, g=None,
-                      snr_threshold_linear=0.0, reference_bits=None) -> np.ndarray:
-    """Packet error rate in [0, 1], non-increasing in SNR.
+def packet_error_rate(snr_linear, packet_bits, model: str = "mcs", *, target_ber=DEFAULT_TARGET_BER, a=None,
+                      g=None, snr_threshold_linear=0.0, reference_bits=None) -> np.ndarray:
+    """Packet error rate in [0, 1], non-increasing in SNR within one MCS.
 
-    model 'bpsk' / 'qpsk': uncoded, independent bit errors, PER = 1 - (1 - BER)^packet_bits.
+    model 'mcs': the BLER of the CQI link adaptation picks at this SNR (`channel.rate.cqi_index`), at this
+    SNR: 10% at each switching SNR (`mcs_bler`); the length does not matter (a packet is a transport block).
     model 'waterfall': PER_ref = 1 below snr_threshold_linear, else min(1, a exp(-g snr)), fitted for
-    packets of reference_bits (Liu, Zhou, Giannakis, IEEE TWC 3(5) 2004); a, g and
-    reference_bits are required (fit them to your MCS), and PER_ref is scaled to packet_bits.
+    packets of reference_bits (Liu, Zhou, Giannakis, IEEE TWC 3(5) 2004); a, g and reference_bits are
+    required, and PER_ref is scaled to packet_bits: a margin model of the user's for Shannon rates.
     """
     choice("model", model, PER_MODELS)
     snr = nonnegative_array("snr_linear", snr_linear)
     bits = positive_array("packet_bits", packet_bits)
-    if model != "waterfall":
+    if model == "mcs":
         if a is not None or g is not None or reference_bits is not None:
             raise ValueError(f"a, g and reference_bits apply only to model='waterfall', got model={model!r}")
-        return _scale_to_length(bit_error_rate(snr, model), bits, 1.0)
+        per = mcs_bler(snr, cqi_index(snr, target_ber), target_ber)
+        return np.broadcast_to(per, np.broadcast_shapes(per.shape, bits.shape))
     if a is None or g is None or reference_bits is None:
         raise ValueError(f"model='waterfall' needs a, g and reference_bits, got a={a!r}, g={g!r}, "
                          f"reference_bits={reference_bits!r}")

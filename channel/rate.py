@@ -1,13 +1,12 @@
 """Link rates: Shannon, and a CQI/MCS table rate with documented SNR thresholds.
 
-The packet error model lives in channel.per and is re-exported here.
+The packet error model (each CQI's BLER curve) lives in channel.per.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from channel._validate import nonnegative_array, positive_array
-from channel.per import packet_error_rate  # noqa: F401  (re-export)
 from channel.seed import shannon_rate_bps  # noqa: F401  (re-export)
 
 # TS 38.214 Table 5.2.2.1-2 (4-bit CQI Table 1; same as TS 36.213 Table 7.2.3-1):

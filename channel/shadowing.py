@@ -1,4 +1,4 @@
-"""Log-normal shadowing [dB], correlated along the distance a link's end travels.
+"""Log-normal shadowing [dB] per link, correlated along the distance the link's vehicle travels.
 
 Gudmundson (1991) exponential correlation rho = exp(-|delta_d| / d_corr), kept with an AR(1) update
 so the marginal stays N(0, sigma^2). Defaults per model and LOS state are in SHADOWING.
@@ -19,12 +19,13 @@ class ShadowingParams(NamedTuple):
 
 
 # Keys: (model name, state name); state "any" where the model has no LOS states.
+_V2V = "TR 37.885 Table 6.2.1-1 (sigma), Table 6.2.3-1 (decorrelation)"
 SHADOWING: dict[tuple[str, str], ShadowingParams] = {
-    ("tr37885_highway", "los"): ShadowingParams(3.0, 25.0, "TR 37.885 Tables 6.2.1-1, 6.2.3-1"),
-    ("tr37885_highway", "nlosv"): ShadowingParams(4.0, 25.0, "TR 37.885 Tables 6.2.1-1, 6.2.3-1"),
-    ("tr37885_urban", "los"): ShadowingParams(3.0, 10.0, "TR 37.885 Tables 6.2.1-1, 6.2.3-1"),
-    ("tr37885_urban", "nlosv"): ShadowingParams(4.0, 10.0, "TR 37.885 Tables 6.2.1-1, 6.2.3-1"),
-    ("tr37885_urban", "nlos"): ShadowingParams(4.0, 10.0, "TR 37.885 Tables 6.2.1-1, 6.2.3-1"),
+    ("tr37885_highway", "los"): ShadowingParams(3.0, 10.0, _V2V),
+    ("tr37885_highway", "nlosv"): ShadowingParams(3.0, 13.0, _V2V),
+    ("tr37885_urban", "los"): ShadowingParams(3.0, 10.0, _V2V),
+    ("tr37885_urban", "nlosv"): ShadowingParams(3.0, 13.0, _V2V),
+    ("tr37885_urban", "nlos"): ShadowingParams(4.0, 13.0, _V2V),
     ("tr36885_macro", "any"): ShadowingParams(8.0, 50.0, "TR 36.885 Table A.1.4-1 (V2I)"),
     ("tr38901_umi", "los"): ShadowingParams(4.0, 10.0, "TR 38.901 Tables 7.4.1-1, 7.5-6"),
     ("tr38901_umi", "nlos"): ShadowingParams(7.82, 13.0, "TR 38.901 Tables 7.4.1-1, 7.5-6"),

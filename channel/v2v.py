@@ -11,8 +11,10 @@ from channel._validate import generator, nonnegative_array, positive_array
 # TR 37.885 6.2.1: blocker heights of vehicle types 1/2 and 3 (truck/bus)
 CAR_HEIGHT_M = 1.6
 TRUCK_HEIGHT_M = 3.0
-# Default antenna height for V2V links here (below a car blocker: the 9 dB / 4.5 dB blockage case)
+# Antenna heights: a vehicle's (below a car blocker) and an RSU's (TR 37.885 evaluation assumptions, RSU
+# antenna height 5 m: above a car, so NLOSv vehicle-RSU links take the 5 dB / 4 dB blockage case)
 DEFAULT_ANTENNA_HEIGHT_M = 1.5
+RSU_ANTENNA_HEIGHT_M = 5.0
 
 
 def _d_fc(distance_m, carrier_hz):
@@ -41,25 +43,28 @@ def urban_nlos_pl_db(distance_m, carrier_hz) -> np.ndarray:
 
 
 def nlosv_blockage_db(distance_m, rng, tx_height_m=DEFAULT_ANTENNA_HEIGHT_M,
-                      rx_height_m=DEFAULT_ANTENNA_HEIGHT_M, blocker_height_m=CAR_HEIGHT_M) -> np.ndarray:
-    """Additional vehicle-blockage loss [dB] for NLOSv links: max(0, N(mu, sigma^2)).
+                      rx_height_m=DEFAULT_ANTENNA_HEIGHT_M, blocker_height_m=CAR_HEIGHT_M, z=None) -> np.ndarray:
+    """Additional vehicle-blockage loss [dB] for NLOSv links: max(0, N(mu, sigma^2)), i.e. max(0, mu + sigma z).
 
     Both antennas above the blocker: 0 dB; both below: mu = 9 + max(0, 15 log10(d) - 41), sigma 4.5;
-    otherwise mu = 5 + max(0, 15 log10(d) - 41), sigma 4. Heights broadcast against distance_m.
+    otherwise mu = 5 + max(0, 15 log10(d) - 41), sigma 4. Heights broadcast against distance_m. `z`: the
+    links' standard normals, held while a link stays NLOSv so its loss follows d (drawn from rng if None).
     The spec calls the variable "log-normal", i.e. Gaussian in dB (ns-3 draws a lognormal in dB instead).
     """
     d = positive_array("distance_m", distance_m)
     h_tx = nonnegative_array("tx_height_m", tx_height_m)
     h_rx = nonnegative_array("rx_height_m", rx_height_m)
     h_b = nonnegative_array("blocker_height_m", blocker_height_m)
-    rng = generator("rng", rng, "NLOSv blockage loss is random")
+    if z is None:
+        rng = generator("rng", rng, "NLOSv blockage loss is random")
     d, h_lo, h_hi, h_b = np.broadcast_arrays(d, np.minimum(h_tx, h_rx), np.maximum(h_tx, h_rx), h_b)
     extra_db = np.maximum(0.0, 15.0 * np.log10(d) - 41.0)
     # TR 37.885 6.2.1, additional vehicle blockage loss
     both_below = h_hi < h_b
     mu_db = np.where(both_below, 9.0, 5.0) + extra_db
     sigma_db = np.where(both_below, 4.5, 4.0)
-    loss_db = np.maximum(0.0, mu_db + sigma_db * rng.standard_normal(d.shape))
+    z = rng.standard_normal(d.shape) if z is None else np.broadcast_to(np.asarray(z, dtype=float), d.shape)
+    loss_db = np.maximum(0.0, mu_db + sigma_db * z)
     return np.where(h_lo > h_b, 0.0, loss_db)
 
 

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from channel.buildings import Buildings
 from channel.rate import cqi_snr_thresholds_db
 from channel.seed import free_space_gain_at_1m
 from mobility.base import MobilitySource
+from mobility.errors import one_line
 from mobility.fcd import FcdReplay
 from mobility.roads import PathTooShortError, load_net, rsus_along_path
 from mobility.rsu import RsuLayout
@@ -78,6 +81,17 @@ def build_rsus(sc: Scenario) -> RsuLayout:
     return RsuLayout(tuple(f"rsu{i}" for i in range(len(xy))), xy, r.coverage_radius_m)
 
 
+def build_buildings(sc: Scenario) -> Optional[Buildings]:
+    """The building polygons of `channel.buildings` (None when not set); a file without any is a SettingError."""
+    if sc.channel.buildings is None:
+        return None
+    path = sc.path(sc.channel.buildings)
+    try:
+        return Buildings.from_file(path)
+    except ValueError as e:
+        raise SettingError("channel.buildings", sc.channel.buildings, one_line(str(e))) from None
+
+
 def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
     """The channel, packet and backhaul settings of a run. `streams` gives the "channel" stream for LOS
     and shadowing draws; without it, a RngStreams of the scenario's seed (the same named stream)."""
@@ -87,8 +101,9 @@ def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
     outage_db = f.outage_snr_db if f.outage_snr_db is not None else float(cqi_snr_thresholds_db(c.target_ber)[0])
     if c.rate_mode == "mcs":                  # below CQI 1 the MCS rate is 0: never send at that SNR
         outage_db = max(outage_db, float(cqi_snr_thresholds_db(c.target_ber)[0]))
-    per_params = ()
-    if c.per.model == "waterfall":
+    per_model = c.per_model
+    per_params = (("target_ber", c.target_ber),) if per_model == "mcs" else ()
+    if per_model == "waterfall":
         per_params = (("a", c.per.waterfall_a), ("g", c.per.waterfall_g),
                       ("snr_threshold_linear", 10.0 ** (c.per.waterfall_snr_threshold_db / 10.0)),
                       ("reference_bits", float(c.per.reference_bits)))
@@ -96,12 +111,14 @@ def build_radio(sc: Scenario, streams: RngStreams | None = None) -> RadioParams:
     outage_linear = 10.0 ** (outage_db / 10.0)
     if c.rate_mode == "mcs":   # dB -> linear can land a hair below the CQI 1 threshold, where the rate is 0
         outage_linear = float(np.nextafter(outage_linear, np.inf)) * (1.0 + 1e-12)
-    errors = PacketErrors(c.per.model, per_params, c.max_retransmissions, per_packet_fading,
+    errors = PacketErrors(per_model, per_params, c.max_retransmissions, per_packet_fading,
                           f.k_factor if per_packet_fading == "rician" else None,
                           outage_linear if per_packet_fading != "none" else 0.0)
     backhaul = build_backhaul(sc.backhaul, build_rsus(sc).ids) if sc.backhaul.enabled else None
     return RadioParams(
-        h0, c.pathloss_exponent, c.noise_dbm_per_hz, c.noise_figure_db,
+        h0, c.pathloss_exponent, c.noise_dbm_per_hz, rsu_noise_figure_db=c.rsu_noise_figure_db,
+        vehicle_noise_figure_db=c.vehicle_noise_figure_db, vehicle_height_m=c.vehicle_antenna_height_m,
+        rsu_height_m=sc.rsus.antenna_height_m, los_correlation_m=c.los_correlation_m, buildings=build_buildings(sc),
         model=c.model, carrier_hz=c.carrier_hz, model_params=tuple(sorted(c.model_params.items())),
         antenna_gain_db=c.vehicle_antenna_gain_dbi + c.rsu_antenna_gain_dbi,
         shadowing=c.shadowing.enabled, shadowing_sigma_db=c.shadowing.sigma_db,

@@ -1,17 +1,24 @@
 """The radio side of the World: every link's gain per tick (vectorized), SNR and rate, bandwidth pools.
 
-Per tick, in this order of draws from the "channel" stream: LOS states of links that need one and
-have none (one uniform each, vehicles in snapshot order, RSUs in index order; a link keeps its state
-while the vehicle is present, so it is drawn when the vehicle first associates with that RSU), then one
-standard normal per vehicle for its shadowing (if on), then whatever the model draws itself (NLOSv
-blockage of the TR 37.885 models). `channel.models.link_gain_linear` is called once per tick for all
-links; the 'seed' model is computed in linear form (h0 d^-gamma), which the registry would round through
-dB, so that the seed papers' numbers stay bit-exact.
+Links are tracked per vehicle-RSU pair while the vehicle is within the RSU's radius (every pair with
+interference on); a link out of range is forgotten (its correlations have long decayed: 10-50 m). Per tick,
+for the tracked links in row order (vehicles in snapshot order, RSUs in index order), draws from the
+"channel" stream in this order:
+  1. LOS state (models with one): a standard normal per link, an AR(1) step along the distance its vehicle
+     travelled (correlation exp(-dd / d_corr), `channel.conditions.LOS_CORRELATION_M`); the link is LOS
+     while Phi(normal) < P_LOS(d) (TR 38.901 Sec. 7.6.3.3), else NLOSv (V2V models) or NLOS (UMi); a link
+     through a building (`channel.buildings`) is NLOS;
+  2. shadowing (if on): a unit normal per link, the same AR(1) with the decorrelation distance of the link's
+     state, scaled by that state's sigma (`channel.shadowing.SHADOWING`);
+  3. NLOSv blockage (V2V models): a standard normal for each link that has just become NLOSv, held while it
+     stays NLOSv, so its loss max(0, mu(d) + sigma z) follows the distance.
+`channel.models.link_gain_linear` then computes the gains from the held state without drawing; the 'seed'
+model is computed in linear form (h0 d^-gamma), which the registry would round through dB, so that the seed
+papers' numbers stay bit-exact.
 
-Shadowing is per vehicle (Gudmundson AR(1) along its travelled distance, unit variance) scaled by the
-sigma of its link's state; interferer links share their vehicle's shadowing. Interference (optional,
-reuse 1): every covered vehicle of another cell (uplink) or every other RSU (downlink) transmits with
-probability `activity`, its power spread evenly over the band, so its density adds to the noise's.
+Interference (optional, reuse 1): every covered vehicle of another cell (uplink) or every other RSU
+(downlink) transmits with probability `activity`, its power spread evenly over the band (an RSU's downlink
+has that density on its own links too: `channel.link.downlink_power_w`), so its density adds to the noise's.
 """
 from __future__ import annotations
 
@@ -27,14 +34,17 @@ import simpy
 
 from channel import link, models
 from channel import seed as ch
+from channel.conditions import LOS, LOS_CORRELATION_M, NLOS, NLOSV, los_from_latent
 from channel.fading import power_fading
+from channel.link import RSU_NOISE_FIGURE_DB, VEHICLE_NOISE_FIGURE_DB
 from channel.rate import mcs_rate_bps
-from channel.shadowing import next_shadowing_db, shadowing_params
+from channel.shadowing import SHADOWING, shadowing_params
+from channel.v2v import DEFAULT_ANTENNA_HEIGHT_M, RSU_ANTENNA_HEIGHT_M
 
 from .rng import RngStreams
 from .transfer import NO_ERRORS, PacketErrors
 
-_UNDRAWN = -1
+UNTRACKED = -1
 
 
 @dataclass(frozen=True)
@@ -44,11 +54,15 @@ class RadioParams:
     h0: float
     pathloss_exponent: float
     noise_dbm_per_hz: float
-    noise_figure_db: float
+    rsu_noise_figure_db: float = RSU_NOISE_FIGURE_DB          # uplink receiver
+    vehicle_noise_figure_db: float = VEHICLE_NOISE_FIGURE_DB  # downlink receiver
     model: str = "seed"
     carrier_hz: float = 5.9e9
     model_params: tuple = ()                  # (name, value) pairs for channel.models
     antenna_gain_db: float = 0.0              # vehicle + RSU antenna gains
+    vehicle_height_m: float = DEFAULT_ANTENNA_HEIGHT_M
+    rsu_height_m: float = RSU_ANTENNA_HEIGHT_M
+    los_correlation_m: Optional[float] = None           # None: channel.conditions.LOS_CORRELATION_M
     shadowing: bool = False
     shadowing_sigma_db: Optional[float] = None          # None: channel.shadowing table per model and state
     shadowing_decorrelation_m: Optional[float] = None
@@ -69,14 +83,20 @@ class RadioParams:
     subchannels: int = 0                      # orthogonal subchannels per RSU band (0: not divided)
     subchannel_fading: str = "rayleigh"       # their block fading per vehicle and round
     subchannel_k_factor: Optional[float] = None
+    buildings: object = field(default=None, compare=False)              # channel.buildings.Buildings or None
     backhaul: object = field(default=None, compare=False)               # cosim.backhaul.Backhaul or None
     streams: Optional[RngStreams] = field(default=None, compare=False)  # for the "channel" stream
 
     @cached_property
     def budget(self) -> link.LinkBudget:
         """The settings a link's rate depends on besides gain, power and bandwidth."""
-        return link.LinkBudget(self.noise_dbm_per_hz, self.noise_figure_db, self.antenna_gain_db, self.rate_mode,
-                               self.target_ber, self.fading, self.fading_mode, self.k_factor)
+        return link.LinkBudget(self.noise_dbm_per_hz, self.rsu_noise_figure_db, self.vehicle_noise_figure_db,
+                               self.antenna_gain_db, self.rate_mode, self.target_ber, self.fading, self.fading_mode,
+                               self.k_factor)
+
+    def downlink_power_w(self, bandwidth_hz: float) -> float:
+        """What the RSU sends on `bandwidth_hz` of its downlink band (constant power spectral density)."""
+        return link.downlink_power_w(self.rsu_tx_power_w, self.downlink_bandwidth_hz, bandwidth_hz)
 
     @property
     def ideal_seed(self) -> bool:
@@ -122,24 +142,46 @@ class BandwidthPool:
         old.succeed(self.env.now)
 
 
-class RadioState:
-    """Per-link radio state (LOS, shadowing, interference) kept across ticks, and the bandwidth pools.
+def _ar1(prev: np.ndarray, step_m: np.ndarray, d_corr_m, rng: np.random.Generator) -> np.ndarray:
+    """One unit-variance AR(1) step along `step_m` metres (channel.shadowing.next_shadowing_db with sigma 1,
+    without its argument checks: this runs for every tracked link every tick); NaN `prev` (a new link) with
+    an infinite step gives a fresh N(0, 1)."""
+    rho = np.exp(-step_m / d_corr_m)
+    # Gudmundson 1991 correlation as a first-order autoregression along travelled distance
+    return np.where(rho > 0.0, rho * prev, 0.0) + np.sqrt(1.0 - rho * rho) * rng.standard_normal(len(prev))
 
-    The state is held in arrays aligned with the rows of the last tick's vehicles and carried over to the
-    next tick's rows (one gather, not a Python loop over vehicles): a vehicle keeps its state while it
-    is present and loses it when it leaves.
+
+class RadioState:
+    """Per-link radio state (LOS state, shadowing, blockage, interference) kept across ticks, and the pools.
+
+    The state is held in (vehicles, RSUs) arrays aligned with the rows of the last tick's vehicles and carried
+    over to the next tick's rows (one gather, not a Python loop over vehicles): a vehicle keeps its links'
+    state while it is present and in range, and loses it when it leaves.
     """
 
-    def __init__(self, env: simpy.Environment, params: RadioParams, n_rsus: int, step_s: float = 1.0):
+    def __init__(self, env: simpy.Environment, params: RadioParams, n_rsus: int, step_s: float = 1.0,
+                 rsu_xy_m: Optional[np.ndarray] = None, track_radius_m: float = np.inf):
         self.env, self.params, self.n_rsus, self.step_s = env, params, n_rsus, float(step_s)
+        self.track_radius_m = float(track_radius_m)
+        self.rsu_xy_m = None if rsu_xy_m is None else np.asarray(rsu_xy_m, dtype=float)
+        if params.buildings is not None and self.rsu_xy_m is None:
+            raise ValueError("buildings need the RSUs' positions (rsu_xy_m) to test each link's line of sight")
         self.t_tick_s = float(env.now)       # SimPy's time of the last evaluation (the last tick)
         self._rng: Optional[np.random.Generator] = None
-        self._has_los = models.get_model(params.model).los_probability is not None
+        model = models.get_model(params.model)
+        self._has_los = model.los_probability is not None
+        self._v2v = params.model.startswith("tr37885")
+        self._not_los = NLOSV if self._v2v else NLOS
+        self._los_corr_m = (params.los_correlation_m if params.los_correlation_m is not None
+                            else LOS_CORRELATION_M.get(params.model, (np.inf, ""))[0])
         self._ids: tuple[str, ...] = ()
         self._index: Optional[dict[str, int]] = None                  # id -> row, built when asked
-        self._los = np.zeros((0, n_rsus), dtype=np.int8)              # per link: 1 LOS, 0 not, -1 not drawn
-        self._shadow_z = np.zeros(0)                                  # unit-variance shadowing; NaN: none yet
-        self._xy_m = np.zeros((0, 2))                                 # where _shadow_z was last stepped
+        k = n_rsus
+        self._state = np.full((0, k), UNTRACKED, dtype=np.int8)       # per link: LOS / NLOSV / NLOS, or untracked
+        self._los_z = np.zeros((0, k))                                # the LOS state's latent normal
+        self._shadow_z = np.zeros((0, k))                             # unit-variance shadowing
+        self._block_z = np.zeros((0, k))                              # NLOSv blockage normal (NaN: not NLOSv)
+        self._xy_m = np.zeros((0, 2))                                 # where the links were last stepped
         self._i_psd = np.zeros((0, 2))                                # interference [W/Hz]: ul, dl
         self.pools: dict[tuple[int, str], BandwidthPool] = {}
         self._transfers: dict[tuple[str, str], int] = {}
@@ -192,7 +234,7 @@ class RadioState:
         self._subchannel_fading[vehicle_id] = (round_, fading)
         return fading
 
-    # ---- inspection (tests, notebooks) --------------------------------------------------------------
+    # ---- inspection (tests, notebooks, positions.parquet) ------------------------------------------
     def _row_index(self) -> dict[str, int]:
         if self._index is None:
             self._index = dict(zip(self._ids, range(len(self._ids))))
@@ -202,14 +244,30 @@ class RadioState:
         return self._row_index().get(vehicle_id)
 
     @property
-    def los(self) -> dict[str, np.ndarray]:
-        """LOS state per vehicle present and RSU (1 LOS, 0 not, -1 not drawn), as of the last tick."""
-        return {v: self._los[i].copy() for i, v in enumerate(self._ids)}
+    def states(self) -> dict[str, np.ndarray]:
+        """Link state per vehicle present and RSU (channel.conditions LOS / NLOSV / NLOS; -1 untracked)."""
+        return {v: self._state[i].copy() for i, v in enumerate(self._ids)}
 
     @property
-    def shadow_z(self) -> dict[str, float]:
-        """Unit-variance shadowing state per vehicle present (those that have one)."""
-        return {v: float(z) for v, z in zip(self._ids, self._shadow_z) if not np.isnan(z)}
+    def shadow_z(self) -> dict[str, np.ndarray]:
+        """Unit-variance shadowing per vehicle present and RSU (NaN: untracked)."""
+        return {v: self._shadow_z[i].copy() for i, v in enumerate(self._ids)}
+
+    def link_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of the (vehicles, RSUs) link state in the last tick's row order: 'state', 'los_z' (the LOS
+        state's latent normal), 'shadow_z' (unit-variance shadowing), 'block_z' (NLOSv blockage normal)."""
+        return {"state": self._state.copy(), "los_z": self._los_z.copy(), "shadow_z": self._shadow_z.copy(),
+                "block_z": self._block_z.copy()}
+
+    def serving_states(self, rsu_idx: np.ndarray) -> np.ndarray:
+        """Each vehicle's state on its link to rsu_idx[i] (-1 when uncovered or the model has no states)."""
+        n = len(rsu_idx)
+        out = np.full(n, UNTRACKED, dtype=np.int8)
+        if not self._has_los or len(self._state) != n:
+            return out
+        has = rsu_idx >= 0
+        out[has] = self._state[np.flatnonzero(has), rsu_idx[has]]
+        return out
 
     # ---- per tick ---------------------------------------------------------------------------------
     def _carry(self, ids: tuple[str, ...], prev: Optional[tuple]) -> None:
@@ -218,127 +276,155 @@ class RadioState:
         holds (else each id is looked up)."""
         if ids == self._ids:
             return
-        n = len(ids)
+        n, k = len(ids), self.n_rsus
         prev_rows = prev[1] if prev is not None and prev[0] is self._ids else None
         if prev_rows is None:
             prev_rows = np.fromiter(map(self._row_index().get, ids, repeat(-1)), dtype=int, count=n)
         has = prev_rows >= 0
         src = prev_rows[has]
-        los = np.full((n, self.n_rsus), _UNDRAWN, dtype=np.int8)
-        los[has] = self._los[src]
-        z = np.full(n, np.nan)
-        z[has] = self._shadow_z[src]
-        xy = np.zeros((n, 2))
-        xy[has] = self._xy_m[src]
-        i_psd = np.zeros((n, 2))
-        i_psd[has] = self._i_psd[src]
-        self._ids, self._index = ids, None
-        self._los, self._shadow_z, self._xy_m, self._i_psd = los, z, xy, i_psd
 
-    def evaluate(self, ids, xy_m: np.ndarray, dist_m: np.ndarray, rsu_idx: np.ndarray,
-                 prev: Optional[tuple] = None) -> np.ndarray:
-        """Gain (linear) of each vehicle's link to its RSU (0 when uncovered); updates the link state.
+        def gather(old, fill, shape, dtype=float):
+            new = np.full(shape, fill, dtype=dtype)
+            new[has] = old[src]
+            return new
+        self._state = gather(self._state, UNTRACKED, (n, k), np.int8)
+        self._los_z = gather(self._los_z, np.nan, (n, k))
+        self._shadow_z = gather(self._shadow_z, np.nan, (n, k))
+        self._block_z = gather(self._block_z, np.nan, (n, k))
+        self._xy_m = gather(self._xy_m, np.nan, (n, 2))
+        self._i_psd = gather(self._i_psd, 0.0, (n, 2))
+        self._ids, self._index = ids, None
+
+    def advance(self, ids, xy_m: np.ndarray, dist_m: np.ndarray, prev: Optional[tuple] = None) -> None:
+        """Step every tracked link's state to this tick (once per tick, before `path_gains` / `gains`).
         `prev` (optional): (the previous call's ids, each vehicle's row in them or -1), see `_carry`."""
         p = self.params
         self.t_tick_s = float(self.env.now)
+        if p.ideal_seed:                        # no link state at all
+            return
         ids = tuple(ids)
-        n = len(ids)
+        self._carry(ids, prev)
+        xy_m = np.asarray(xy_m, dtype=float)
+        track = np.ones(dist_m.shape, dtype=bool) if p.interference else dist_m <= self.track_radius_m
+        state = self._state
+        gone = ~track & (state != UNTRACKED)             # out of range since the last tick: forgotten
+        if gone.any():
+            for held in (self._los_z, self._shadow_z, self._block_z):
+                held[gone] = np.nan
+            state[gone] = UNTRACKED
+        rows, cols = np.nonzero(track)
+        with np.errstate(invalid="ignore"):     # a new vehicle (NaN position): a fresh draw
+            moved = np.where(np.isnan(self._xy_m[:, 0]), np.inf, np.hypot(*(xy_m - self._xy_m).T))
+        self._xy_m = xy_m.copy()
+        if not len(rows):
+            return
+        old = state[rows, cols]
+        step = np.where(old == UNTRACKED, np.inf, moved[rows])      # a new link: a fresh draw
+        if self._has_los:                       # 1. the LOS state, spatially consistent
+            z = _ar1(self._los_z[rows, cols], step, self._los_corr_m, self.rng)
+            self._los_z[rows, cols] = z
+            p_los = models.los_probability(p.model, dist_m[rows, cols])
+            new = np.where(los_from_latent(z, p_los), LOS, self._not_los).astype(np.int8)
+            if p.buildings is not None:
+                new[p.buildings.blocked(xy_m[rows], self.rsu_xy_m[cols])] = NLOS
+        else:
+            new = np.full(len(rows), LOS, dtype=np.int8)
+        if p.shadowing:                         # 2. shadowing, with the decorrelation of the link's state
+            _, d_corr = self._state_params(new)
+            self._shadow_z[rows, cols] = _ar1(self._shadow_z[rows, cols], step, d_corr, self.rng)
+        if self._v2v:                           # 3. the blockage normal of links that have just become NLOSv
+            bz = self._block_z[rows, cols]
+            bz[new != NLOSV] = np.nan
+            fresh = (new == NLOSV) & (old != NLOSV)
+            bz[fresh] = self.rng.standard_normal(int(fresh.sum()))
+            self._block_z[rows, cols] = bz
+        state[rows, cols] = new
+
+    def evaluate(self, ids, xy_m: np.ndarray, dist_m: np.ndarray, rsu_idx: np.ndarray,
+                 prev: Optional[tuple] = None) -> np.ndarray:
+        """`advance` then `gains`: the tick's gain (linear) of each vehicle's link to its RSU (0 uncovered)."""
+        self.advance(ids, xy_m, dist_m, prev)
+        return self.gains(dist_m, rsu_idx)
+
+    def gains(self, dist_m: np.ndarray, rsu_idx: np.ndarray) -> np.ndarray:
+        """Gain (linear) of each vehicle's link to its RSU (0 when uncovered), from the state `advance` held;
+        with interference on, also each link's interference density."""
+        p = self.params
+        n = len(rsu_idx)
         rows = np.arange(n)
         covered = rsu_idx >= 0
         d_assoc = np.where(covered, dist_m[rows, np.maximum(rsu_idx, 0)] if n else 0.0, np.inf)
         if p.ideal_seed:                        # the seed papers' channel, exactly as they compute it
             return np.where(covered, ch.seed_gain_linear(np.minimum(d_assoc, 1e12), p.h0, p.pathloss_exponent), 0.0)
-        self._carry(ids, prev)
-        full = p.interference
-        los = self._los_states(dist_m, rsu_idx, covered, full)
-        state_assoc = los[rows, np.maximum(rsu_idx, 0)] if n else np.zeros(0, dtype=np.int8)
-        shadow_db = self._shadowing(xy_m, np.where(covered, state_assoc, 1)) if p.shadowing else None
-        if full:                                # every vehicle to every RSU (interference needs them)
-            sh = None if shadow_db is None else np.broadcast_to(shadow_db[:, None], dist_m.shape)
-            g = self._gain(dist_m, los, sh)
+        if p.interference:                      # every vehicle to every RSU (interference needs them)
+            g = self._link_gains(dist_m, np.ones(dist_m.shape, dtype=bool))
             self._interference(g, rsu_idx, covered)
             return np.where(covered, g[rows, np.maximum(rsu_idx, 0)] if n else 0.0, 0.0)
-        gain = np.zeros(n)                      # the associated links only
-        gain[covered] = self._gain(d_assoc[covered], state_assoc[covered],
-                                   None if shadow_db is None else shadow_db[covered])
-        return gain
+        want = np.zeros(dist_m.shape, dtype=bool)
+        want[np.flatnonzero(covered), rsu_idx[covered]] = True
+        return self._link_gains(dist_m, want)[rows, np.maximum(rsu_idx, 0)] * covered if n else np.zeros(0)
 
-    def path_gains(self, ids, dist_m: np.ndarray, in_range: np.ndarray, prev: Optional[tuple] = None) -> np.ndarray:
-        """(n, k) path gain (linear, no shadowing or fading, which are per vehicle and per packet) of every
-        in-range link, 0 elsewhere: what association by strongest received power ranks. Draws the LOS
-        state of in-range links that have none (held afterwards, as for associated links)."""
-        self._carry(tuple(ids), prev)
+    def path_gains(self, dist_m: np.ndarray, in_range: np.ndarray) -> np.ndarray:
+        """(n, k) gain (linear: path loss with the link's state and shadowing, no fading) of every in-range
+        link, 0 elsewhere: what association by strongest received power ranks."""
         g = np.zeros(dist_m.shape)
         if not in_range.any():
             return g
-        los = self._los_states(dist_m, None, None, False, want=in_range)
-        g[in_range] = self._gain(dist_m[in_range], los[in_range], None)
-        return g
-
-    def _los_states(self, dist_m, rsu_idx, covered, full, want: Optional[np.ndarray] = None) -> np.ndarray:
-        """(n, k) LOS states (1/0; -1 not drawn): links drawn when first needed and held while the vehicle
-        is present. `want` (n, k), if given, names the links needed instead of the associated (or all
-        covered) ones. Returns the held array itself: read it, do not write it."""
-        los = self._los
-        n = len(los)
-        if not self._has_los:
-            return np.ones(los.shape, dtype=np.int8)
-        if want is not None:
-            need = want.copy()
-        else:
-            need = np.zeros(los.shape, dtype=bool)
-            if full:
-                need[covered] = True
-            elif n:
-                need[np.flatnonzero(covered), rsu_idx[covered]] = True
-        need &= los == _UNDRAWN
-        if need.any():
-            los[need] = models.draw_los(self.params.model, dist_m[need], self.rng).astype(np.int8)
-        return los                      # the held states themselves: callers only read them
+        if self.params.ideal_seed:
+            g[in_range] = ch.seed_gain_linear(dist_m[in_range], self.params.h0, self.params.pathloss_exponent)
+            return g
+        return self._link_gains(dist_m, in_range)
 
     def _state_params(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shadowing sigma [dB] and decorrelation [m] per vehicle, from its link's LOS state."""
+        """Shadowing sigma [dB] and decorrelation [m] per link, from its state."""
         p = self.params
+        n = len(states)
         if p.shadowing_sigma_db is not None and p.shadowing_decorrelation_m is not None:
-            return np.full(len(states), p.shadowing_sigma_db), np.full(len(states), p.shadowing_decorrelation_m)
+            return np.full(n, p.shadowing_sigma_db), np.full(n, p.shadowing_decorrelation_m)
         if self._has_los:
-            nlos_name = "nlosv" if p.model.startswith("tr37885") else "nlos"
-            los_p, nlos_p = shadowing_params(p.model, "los"), shadowing_params(p.model, nlos_name)
+            sigma, d_corr = np.zeros(n), np.ones(n)
+            for code, name in ((LOS, "los"), (NLOSV, "nlosv"), (NLOS, "nlos")):
+                if (p.model, name) in SHADOWING:
+                    sp = SHADOWING[(p.model, name)]
+                    sigma[states == code], d_corr[states == code] = sp.sigma_db, sp.decorrelation_m
         else:
-            los_p = nlos_p = shadowing_params(p.model, "any")
-        sigma = np.where(states == 0, nlos_p.sigma_db, los_p.sigma_db)
-        d_corr = np.where(states == 0, nlos_p.decorrelation_m, los_p.decorrelation_m)
+            sp = shadowing_params(p.model, "any")
+            sigma, d_corr = np.full(n, sp.sigma_db), np.full(n, sp.decorrelation_m)
         if p.shadowing_sigma_db is not None:
-            sigma = np.full(len(states), p.shadowing_sigma_db)
+            sigma = np.full(n, p.shadowing_sigma_db)
         if p.shadowing_decorrelation_m is not None:
-            d_corr = np.full(len(states), p.shadowing_decorrelation_m)
+            d_corr = np.full(n, p.shadowing_decorrelation_m)
         return sigma, d_corr
 
-    def _shadowing(self, xy_m: np.ndarray, states: np.ndarray) -> np.ndarray:
-        """Shadowing [dB] per vehicle: one AR(1) step along the distance travelled since the last tick."""
-        n = len(states)
-        fresh = np.isnan(self._shadow_z)
-        prev = np.where(fresh, 0.0, self._shadow_z)
-        moved = np.where(fresh, np.inf, np.hypot(*(xy_m - self._xy_m).T)) if n else np.zeros(0)
-        sigma, d_corr = self._state_params(states)
-        # new vehicles: rho = exp(-inf) = 0, so their first value is a fresh N(0, 1)
-        z = next_shadowing_db(prev, moved, 1.0, d_corr, self.rng) if n else np.zeros(0)
-        self._shadow_z, self._xy_m = np.asarray(z, dtype=float), np.array(xy_m, dtype=float)
-        return sigma * z
-
-    def _gain(self, d_m: np.ndarray, los: np.ndarray, shadow_db: Optional[np.ndarray]) -> np.ndarray:
+    def _link_gains(self, dist_m: np.ndarray, want: np.ndarray) -> np.ndarray:
+        """(n, k) gains of the links in `want` (tracked ones), 0 elsewhere, from the held state."""
         p = self.params
-        if d_m.size == 0:
-            return np.zeros(d_m.shape)
+        g = np.zeros(dist_m.shape)
+        r, c = np.nonzero(want)
+        if not len(r):
+            return g
+        d_m, state = dist_m[r, c], self._state[r, c]
+        shadow_db = None
+        if p.shadowing:
+            sigma, _ = self._state_params(state)
+            shadow_db = sigma * self._shadow_z[r, c]
         if p.model == "seed":
-            g = ch.seed_gain_linear(d_m, p.h0, p.pathloss_exponent)
-            return g if shadow_db is None else g * 10.0 ** (-np.asarray(shadow_db) / 10.0)
+            gl = ch.seed_gain_linear(d_m, p.h0, p.pathloss_exponent)
+            g[r, c] = gl if shadow_db is None else gl * 10.0 ** (-shadow_db / 10.0)
+            return g
         kw = dict(p.model_params)
         if self._has_los:
-            kw["los"] = np.asarray(los).astype(bool)
+            kw["los"] = state == LOS
+        if self._v2v:
+            kw.update(blockage_z=self._block_z[r, c], tx_height_m=p.vehicle_height_m, rx_height_m=p.rsu_height_m)
+        elif p.model == "tr38901_umi":
+            kw.update(bs_height_m=p.rsu_height_m, ut_height_m=p.vehicle_height_m)
+        if p.model in models.BUILDING_MODELS and p.buildings is not None:
+            kw["building_nlos"] = state == NLOS
         if shadow_db is not None:
-            kw["shadowing_db"] = np.asarray(shadow_db, dtype=float)
-        return models.link_gain_linear(p.model, d_m, p.carrier_hz, self.rng, **kw)
+            kw["shadowing_db"] = shadow_db
+        g[r, c] = models.link_gain_linear(p.model, d_m, p.carrier_hz, None, **kw)
+        return g
 
     def _interference(self, g: np.ndarray, rsu_idx: np.ndarray, covered: np.ndarray) -> None:
         """Interference power density [W/Hz] on each covered vehicle's uplink (at its RSU) and downlink."""
@@ -348,10 +434,10 @@ class RadioState:
         n = len(g)
         if n:
             own[np.flatnonzero(covered), rsu_idx[covered]] = True
-        # uplink: at RSU r, the covered vehicles of the other cells
+        # uplink: at RSU r, the covered vehicles of the other cells, each power spread over the band
         tx_ul = (covered[:, None] & ~own) * (p.vehicle_tx_power_w / p.uplink_bandwidth_hz)
         at_rsu = p.interference_activity * ant * (tx_ul * g).sum(axis=0)
-        # downlink: at vehicle v, every RSU but its own
+        # downlink: at vehicle v, every RSU but its own, at the density the serving RSU also sends with
         at_veh = p.interference_activity * ant * (p.rsu_tx_power_w / p.downlink_bandwidth_hz) * (g * ~own).sum(axis=1)
         i_psd = np.zeros((n, 2))
         if n:
@@ -360,23 +446,23 @@ class RadioState:
         self._i_psd = i_psd
 
     # ---- SNR and rates -----------------------------------------------------------------------------
-    def interference_w_per_hz(self, vehicle_id: str, direction: Optional[str]) -> float:
-        """Interference density [W/Hz] on the vehicle's link ('ul' at its RSU, 'dl' at the vehicle); 0 when
-        off or no direction is given."""
-        if not direction or not self.params.interference:
+    def interference_w_per_hz(self, vehicle_id: str, direction: str) -> float:
+        """Interference density [W/Hz] on the vehicle's link ('ul' at its RSU, 'dl' at the vehicle); 0 when off."""
+        if not self.params.interference:
             return 0.0
         row = self._row(vehicle_id)
         return 0.0 if row is None else float(self._i_psd[row, 0 if direction == "ul" else 1])
 
-    def los_state(self, vehicle_id: str, rsu: int) -> int:
-        """The held LOS state of one link: 1 LOS, 0 not, -1 not drawn (or a model without LOS states)."""
+    def link_state(self, vehicle_id: str, rsu: int) -> int:
+        """The held state of one link (channel.conditions LOS / NLOSV / NLOS); -1 when untracked or the model
+        has no states."""
         row = self._row(vehicle_id) if self._has_los and rsu >= 0 else None
-        return -1 if row is None else int(self._los[row, rsu])
+        return -1 if row is None else int(self._state[row, rsu])
 
     def snr_linear(self, vehicle_id: str, gain_linear: float, tx_power_w: float, bandwidth_hz: float,
-                   direction: Optional[str] = None) -> float:
-        """(S)INR of a link; interference only when on and the direction ('ul'/'dl') is given."""
-        return link.snr_linear(self.params.budget, tx_power_w, gain_linear, bandwidth_hz,
+                   direction: str) -> float:
+        """(S)INR of a link in `direction` ('ul': the RSU receives, 'dl': the vehicle does)."""
+        return link.snr_linear(self.params.budget, direction, tx_power_w, gain_linear, bandwidth_hz,
                                self.interference_w_per_hz(vehicle_id, direction))
 
     def rate_bps(self, bandwidth_hz: float, snr_linear: float) -> float:

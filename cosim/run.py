@@ -19,6 +19,7 @@ from .decisions import prediction_gap, write_decisions
 from .dwell import DWELL_FIELDS, DwellBook, record_tracks
 from .errors import UserError
 from .optimizers.api import Decision, snapshot_to_json
+from .positions import PositionLog
 from .protocols.common import RoundProtocol
 from .rng import RngStreams
 from .scenario import Scenario, to_dict
@@ -76,6 +77,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     dwell = DwellBook(sim.world, sc.protocol.dwell_predictor,
                       route_fn=getattr(source, "route_dwell_s", None), tracks=tracks)
     sim.tick_hooks.append(dwell.tick)
+    sim.positions = PositionLog(sim.world) if sc.output.positions else None
     protocol_class = registry.scheme(sc.protocol.scheme).protocol
     proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
     try:
@@ -106,7 +108,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
 
 # what a run may write: cleared first when a run directory is reused, so no file of an older run lingers
 _OUTPUTS = ("manifest.json", "rounds.csv", "dwell.csv", "trace.json", "summary.json", "decisions.parquet",
-            "timings.json", "kept_patches.json", "plots/kept_patches.png",
+            "timings.json", "kept_patches.json", "plots/kept_patches.png", "positions.parquet",
             *(f"{t}.{ext}" for t in ("spans", "instants", "counters", "packets") for ext in ("parquet", "csv")),
             "plots/rounds.png", "plots/dwell.png")
 
@@ -129,6 +131,8 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
                 "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
                           "decisions.parquet", "dwell.csv", "trace.json", "summary.json", "timings.json", *own]}
+    if sim.positions is not None:
+        manifest["files"].append(sim.positions.write(run_dir / "positions.parquet").name)
     for name, text in own.items():
         (run_dir / name).write_text(text)
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

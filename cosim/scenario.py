@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal, Optional, Union
 import yaml
 from pydantic import Field, PrivateAttr, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from channel.models import MODELS
+from channel.link import RSU_NOISE_FIGURE_DB, VEHICLE_NOISE_FIGURE_DB
+from channel.models import BUILDING_MODELS, MODELS
 from channel.shadowing import SHADOWING
+from channel.v2v import DEFAULT_ANTENNA_HEIGHT_M, RSU_ANTENNA_HEIGHT_M
 
 from .configbase import Frozen as _Frozen
 from .configbase import NonNegFloat, PosFloat, PosInt
@@ -123,6 +125,7 @@ class RsuConfig(_Frozen):
                                     Field(min_length=1)]] = None
     placement: Optional[RsuPlacementConfig] = None
     coverage_radius_m: PosFloat = 500.0
+    antenna_height_m: PosFloat = RSU_ANTENNA_HEIGHT_M                # TR 37.885's RSU height
     hysteresis_m: NonNegFloat = 0.0                         # 'nearest': keep the RSU unless this much farther
     association: Literal["nearest", "strongest"] = "nearest"
     hysteresis_db: NonNegFloat = 0.0                        # association 'strongest': keep it unless this much weaker
@@ -137,7 +140,7 @@ class RsuConfig(_Frozen):
 
 
 class ShadowingConfig(_Frozen):
-    """Log-normal shadowing per vehicle, correlated along the distance it travels (off by default)."""
+    """Log-normal shadowing per link, correlated along the distance its vehicle travels (off by default)."""
     enabled: bool = False
     sigma_db: Optional[NonNegFloat] = None        # None: channel.shadowing.SHADOWING for the model and LOS state
     decorrelation_m: Optional[PosFloat] = None    # None: likewise
@@ -160,8 +163,10 @@ class FadingConfig(_Frozen):
 
 
 class PerConfig(_Frozen):
-    """Packet error model (channel.per); 'waterfall' defaults: Liu, Zhou, Giannakis 2004, Table I mode 2."""
-    model: Literal["none", "bpsk", "qpsk", "waterfall"] = "none"
+    """Packet errors (channel.per): 'auto' is the BLER of the MCS in use under rate_mode 'mcs' and none under
+    'shannon'; 'mcs' says so explicitly (rate_mode 'mcs' only); 'waterfall' is a margin model for Shannon
+    rates (defaults: Liu, Zhou, Giannakis 2004, Table I mode 2)."""
+    model: Literal["auto", "mcs", "waterfall"] = "auto"
     waterfall_a: PosFloat = 90.2514
     waterfall_g: PosFloat = 3.4998
     waterfall_snr_threshold_db: float = 1.0942
@@ -192,8 +197,9 @@ class SubchannelConfig(_Frozen):
 
 _MODEL_NAMES = tuple(MODELS)
 # model parameters a scenario may set (the rest are either fields of their own or per-link state)
-_SCENARIO_MODEL_PARAMS = {name: sorted(set(m.params) - {"h0", "gamma", "los", "building_nlos"})
-                          for name, m in MODELS.items()}
+_STATE_OR_FIELD = {"h0", "gamma", "los", "building_nlos", "blockage_z", "tx_height_m", "rx_height_m", "bs_height_m",
+                   "ut_height_m"}
+_SCENARIO_MODEL_PARAMS = {name: sorted(set(m.params) - _STATE_OR_FIELD) for name, m in MODELS.items()}
 
 
 def _only_known(value: dict, allowed, what: str, model) -> dict:
@@ -207,12 +213,16 @@ def _only_known(value: dict, allowed, what: str, model) -> dict:
 
 class ChannelConfig(_Frozen):
     model: Literal[_MODEL_NAMES] = "seed"     # any of channel.models.MODELS
-    model_params: dict[str, float] = {}       # extra parameters of the model, e.g. bs_height_m
+    model_params: dict[str, float] = {}       # extra parameters of the model, e.g. blocker_height_m
     carrier_hz: PosFloat = 5.9e9
     pathloss_exponent: PosFloat = 2.5         # the seed model's gamma
     h0: Optional[PosFloat] = None             # the seed model's gain at 1 m (None: free space)
     noise_dbm_per_hz: float = -174.0
-    noise_figure_db: NonNegFloat = 0.0
+    rsu_noise_figure_db: NonNegFloat = RSU_NOISE_FIGURE_DB            # the uplink's receiver
+    vehicle_noise_figure_db: NonNegFloat = VEHICLE_NOISE_FIGURE_DB    # the downlink's receiver
+    vehicle_antenna_height_m: PosFloat = DEFAULT_ANTENNA_HEIGHT_M
+    los_correlation_m: Optional[PosFloat] = None  # the LOS state's; None: channel.conditions.LOS_CORRELATION_M
+    buildings: Optional[str] = None           # a SUMO .poly.xml: links through a building are NLOS
     uplink_bandwidth_hz: PosFloat = 20e6
     downlink_bandwidth_hz: PosFloat = 20e6
     vehicle_tx_power_w: PosFloat = 0.2                  # the maximum
@@ -259,6 +269,34 @@ class ChannelConfig(_Frozen):
                 raise ValueError(f"sigma_db and decorrelation_m: model {model!r} has no table defaults "
                                  f"(channel.shadowing.SHADOWING)")
         return value
+
+    @field_validator("buildings")
+    @classmethod
+    def _building_model(cls, value, info):
+        model = info.data.get("model")
+        if value is not None and model not in BUILDING_MODELS:
+            raise ValueError(f"model in {list(BUILDING_MODELS)} (the ones with a building-NLOS formula), "
+                             f"model is {model!r}")
+        return value
+
+    @field_validator("per")
+    @classmethod
+    def _per_matches_rate(cls, value, info):
+        rate_mode = info.data.get("rate_mode")
+        if value.model == "mcs" and rate_mode != "mcs":
+            raise ValueError(f"rate_mode 'mcs' for per.model 'mcs' (the BLER of the MCS in use), rate_mode is "
+                             f"{rate_mode!r}: use 'auto' (no packet errors at Shannon rates) or 'waterfall'")
+        if value.model == "waterfall" and rate_mode == "mcs":
+            raise ValueError("per.model 'auto' or 'mcs' under rate_mode 'mcs' (a packet's errors follow the BLER "
+                             "of its MCS), not 'waterfall'")
+        return value
+
+    @property
+    def per_model(self) -> str:
+        """The packet error model in effect: 'mcs', 'waterfall' or 'none'."""
+        if self.per.model == "auto":
+            return "mcs" if self.rate_mode == "mcs" else "none"
+        return self.per.model
 
     @field_validator("fading")
     @classmethod
@@ -433,6 +471,7 @@ class OutputConfig(_Frozen):
     csv: bool = False
     plots: bool = False
     snapshots: bool = False       # snapshots/round-NNNN.json: each round's optimizer input (`cosim optimize`)
+    positions: bool = False       # positions.parquet: every vehicle's position, RSU, distance and link state per tick
 
 
 class Scenario(_Frozen):
@@ -506,7 +545,7 @@ def safe_load(text: str):
 
 # Path fields (dotted) that must name existing files, resolved against the scenario's folder.
 _PATH_FIELDS = ("mobility.sumo.config", "mobility.sumo.net", "mobility.sumo.routes", "mobility.sumo.additional",
-                "mobility.fcd.file", "protocol.accuracy_model_file")
+                "mobility.fcd.file", "channel.buildings", "protocol.accuracy_model_file")
 
 
 def _expected(err: dict) -> str:

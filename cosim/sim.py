@@ -27,18 +27,28 @@ class RadioLink(Link):
     """The link of one vehicle to the RSU it was associated with when the transfer started.
 
     Its bandwidth is its share from the optimizer, or, when the scenario makes bandwidth work-conserving,
-    its share of the RSU's pool in that direction, which changes when other transfers there end.
+    its share of the RSU's pool in that direction, which changes when other transfers there end. On the
+    downlink the RSU's power follows the bandwidth (constant power spectral density, `channel.link`).
     """
 
-    def __init__(self, sim: "Simulation", veh: Vehicle, direction: str, tx_power_w: float, bandwidth_hz: float,
-                 fading: float = 1.0):
+    def __init__(self, sim: "Simulation", veh: Vehicle, direction: str, tx_power_w: Optional[float],
+                 bandwidth_hz: float, fading: float = 1.0):
+        if (direction == "dl") != (tx_power_w is None):
+            raise ValueError(f"tx_power_w {tx_power_w!r} for direction {direction!r}: the vehicle's power on "
+                             "'ul', None on 'dl' (the RSU's follows the bandwidth)")
         self.sim, self.veh, self.direction = sim, veh, direction
         self.fading = fading           # the block fading of its subchannel (1: no subchannel)
         self.rsu = veh.rsu
-        self.tx_power_w, self.base_bandwidth_hz = tx_power_w, bandwidth_hz
+        self._tx_power_w, self.base_bandwidth_hz = tx_power_w, bandwidth_hz
         self.pool: Optional[BandwidthPool] = None
         self._token = -1
         self._resume_s = -1.0          # after a handover with policy 'continue': silent until then
+
+    @property
+    def tx_power_w(self) -> float:
+        if self._tx_power_w is None:
+            return self.sim.world.radio_state.params.downlink_power_w(self.bandwidth_hz)
+        return self._tx_power_w
 
     @property
     def bandwidth_hz(self) -> float:
@@ -122,6 +132,7 @@ class Simulation:
         self.duration_s = duration_s
         self.done = self.env.event()
         self.tick_hooks: list = []          # called after each mobility tick, in order
+        self.positions = None               # a cosim.positions.PositionLog when output.positions is on
         self.on_handover, self.handover_delay_s = on_handover, handover_delay_s
         self._spawned: list[simpy.Process] = []
         self.status = "running"
@@ -179,8 +190,9 @@ class Simulation:
 
     # ---- building blocks for protocols ------------------------------------------------------
     def transfer(self, round_: int, veh: Vehicle, direction: str, payload: str, nbytes: int,
-                 tx_power_w: float, bandwidth_hz: float, subchannel: Optional[int] = None) -> Generator:
+                 tx_power_w: Optional[float], bandwidth_hz: float, subchannel: Optional[int] = None) -> Generator:
         """Send nbytes between `veh` and the server ('ul' or 'dl') over its RSU; returns the outcome.
+        `tx_power_w`: the vehicle's on 'ul'; None on 'dl', where the RSU sends its power's share of the band.
         With a `subchannel` (of channel.subchannels), its gain includes that subchannel's block fading.
 
         Records a tx span for the radio leg and, when the scenario has a backhaul, a 'tx.backhaul' span

@@ -36,7 +36,7 @@ class SnapshotBuilder:
         radio, task = self.sim.world.radio_state, self.task
         fading = tuple(radio.subchannel_fading(veh.id, round_).tolist()) if radio.params.subchannels else ()
         return Candidate(veh.id, veh.client, veh.rsu, float(veh.distance_m), float(veh.gain_linear),
-                         radio.los_state(veh.id, veh.rsu), radio.interference_w_per_hz(veh.id, "ul"),
+                         radio.link_state(veh.id, veh.rsu), radio.interference_w_per_hz(veh.id, "ul"),
                          radio.interference_w_per_hz(veh.id, "dl"), float(dwell_s), task.client_size(veh.client),
                          task.label_histogram(veh.client), self.sim.devices.spec(veh.id), fading)
 

@@ -76,8 +76,8 @@ class Link:
 class PacketErrors:
     """What makes packets random: a PER model with ARQ, and fading per attempt.
 
-    per_model: 'none', 'bpsk', 'qpsk' or 'waterfall' (channel.per); per_params: keyword arguments of
-    channel.per.packet_error_rate as (name, value) pairs. fading: 'none', 'rayleigh' or 'rician'
+    per_model: 'none', 'mcs' (the BLER of the CQI the attempt's SNR selects, at that SNR) or 'waterfall'
+    (channel.per); per_params: keyword arguments of channel.per.packet_error_rate as (name, value) pairs. fading: 'none', 'rayleigh' or 'rician'
     (k_factor linear). outage_snr_linear: with fading, attempts whose faded SNR is below it fail.
     """
 
@@ -89,8 +89,8 @@ class PacketErrors:
     outage_snr_linear: float = 0.0
 
     def __post_init__(self):
-        if self.per_model not in ("none", "bpsk", "qpsk", "waterfall"):
-            raise ValueError(f"per_model {self.per_model!r}: expected none, bpsk, qpsk or waterfall")
+        if self.per_model not in ("none", "mcs", "waterfall"):
+            raise ValueError(f"per_model {self.per_model!r}: expected none, mcs or waterfall")
         if self.fading not in ("none", "rayleigh", "rician"):
             raise ValueError(f"fading {self.fading!r}: expected none, rayleigh or rician")
         if self.fading == "rician" and (self.k_factor is None or self.k_factor < 0):

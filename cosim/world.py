@@ -66,13 +66,14 @@ class World:
         self._clients: dict[str, int] = {}      # client (data partition) of each vehicle seen
         self.round = 0
         self.rsu_listeners: list = []           # fn(vehicle_id, old_rsu, new_rsu) at each coverage change
+        self.tick_listeners: list = []          # fn() after each snapshot is applied (the first one too)
         self.t_tick_s = 0.0
         self.snapshot = MobilitySnapshot.empty(0.0)
         self._id_set: set[str] = set()
         self._rsu_idx = np.zeros(0, dtype=int)
         self._d_assoc = np.zeros(0)
         self._gain = np.zeros(0)
-        self.radio_state = RadioState(env, radio, len(rsus.ids), step_s)
+        self.radio_state = RadioState(env, radio, len(rsus.ids), step_s, rsus.xy_m, rsus.radius_m)
 
     def _row_of(self, vid: str) -> int:
         """Row of a present vehicle in the snapshot's arrays (ids are sorted: a binary search, no dict)."""
@@ -135,21 +136,33 @@ class World:
             veh = self.vehicles[vid] = Vehicle(vid, client, self.env.event(), self)
             self.trace.instant(t, self.round, vid, "vehicle.enter", f"client={veh.client}")
         dist = self.rsus.distances_m(snap.xy_m)
+        self.radio_state.advance(ids, snap.xy_m, dist, prev)
         if self.association == "strongest":
             in_range = dist <= self.rsus.radius_m
             with np.errstate(divide="ignore"):
-                power_db = np.where(in_range, 10.0 * np.log10(self.radio_state.path_gains(ids, dist, in_range, prev)),
-                                    -np.inf)
+                power_db = np.where(in_range, 10.0 * np.log10(self.radio_state.path_gains(dist, in_range)), -np.inf)
             rsu_idx = associate_strongest(power_db, previous, self.hysteresis_db)
         else:
             rsu_idx = associate(dist, self.rsus.radius_m, previous, self.hysteresis_m)
         rows = np.arange(len(ids))
         d_assoc = np.where(rsu_idx >= 0, dist[rows, np.maximum(rsu_idx, 0)] if len(rows) else 0.0, np.inf)
-        gain = self.radio_state.evaluate(ids, snap.xy_m, dist, rsu_idx, prev)
+        gain = self.radio_state.gains(dist, rsu_idx)
         for i in np.flatnonzero(previous != rsu_idx):
             self._coverage_event(t, ids[i], int(previous[i]), int(rsu_idx[i]))
         self.snapshot = snap
         self._rsu_idx, self._d_assoc, self._gain = rsu_idx, d_assoc, gain
+        for listener in self.tick_listeners:
+            listener()
+
+    @property
+    def rsu_indices(self) -> np.ndarray:
+        """Each vehicle's RSU index (-1: uncovered), in the snapshot's row order."""
+        return self._rsu_idx
+
+    @property
+    def serving_distances_m(self) -> np.ndarray:
+        """Each vehicle's distance to its RSU (inf: uncovered), in the snapshot's row order."""
+        return self._d_assoc
 
     def _depart(self, t: float, vid: str) -> None:
         veh = self.vehicles.pop(vid)
@@ -189,13 +202,13 @@ class World:
         centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
         return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
 
-    def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None,
+    def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str,
                    fading: float = 1.0) -> float:
-        """SNR of the vehicle's link to its RSU as of the last tick (SINR when interference is on and
-        `direction` ('ul' or 'dl') is given), its gain times `fading` (a subchannel's block fading)."""
+        """SNR of the vehicle's link to its RSU as of the last tick in `direction` ('ul' or 'dl'; SINR when
+        interference is on), its gain times `fading` (a subchannel's block fading)."""
         return self.radio_state.snr_linear(veh.id, veh.gain_linear * fading, tx_power_w, bandwidth_hz, direction)
 
-    def rate_bps(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str | None = None,
+    def rate_bps(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str,
                  fading: float = 1.0) -> float:
         """Rate of the vehicle's link to its RSU as of the last tick (0 when uncovered): Shannon (ergodic
         under fading with mode 'ergodic') or the MCS table's, per the scenario's rate_mode."""

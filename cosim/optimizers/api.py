@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from channel.link import downlink_power_w
 from channel.link import LinkBudget
 from learning.profile import CutProfile
 
@@ -74,7 +75,7 @@ class Candidate:
     rsu: int
     distance_m: float
     gain_linear: float
-    los: int                              # 1 LOS, 0 NLOS, -1 not drawn or a model without LOS states
+    link_state: int                       # channel.conditions: 0 LOS, 1 NLOSv, 2 NLOS; -1 a model without states
     interference_ul_w_per_hz: float
     interference_dl_w_per_hz: float
     dwell_s: float
@@ -97,6 +98,10 @@ class RadioSpec:
     rsu_tx_power_w: float
     rsus: int
     subchannels: int = 0                  # M orthogonal subchannels of bandwidth / M per RSU (0: not divided)
+
+    def downlink_power_w(self, bandwidth_hz):
+        """What an RSU sends on `bandwidth_hz` of its band (constant power spectral density, channel.link)."""
+        return downlink_power_w(self.rsu_tx_power_w, self.downlink_bandwidth_hz, bandwidth_hz)
 
 
 @dataclass(frozen=True)

@@ -345,9 +345,9 @@ def _inputs(table, cycles, up, down, server_s, row, power_w, share, energy_cap_j
     share = share[row]
     if table.shannon:
         snr_ul = power_w * table.snr_per_watt(np.ones(len(table.rsu)))[0][row]
-        snr_dl = radio.rsu_tx_power_w * table.snr_per_watt_dl()[row]
+        snr_dl = radio.rsu_tx_power_w * table.snr_per_watt_dl()[row]       # on any share (constant PSD)
         a_ul, b_ul = _tangent(up, radio.uplink_bandwidth_hz, snr_ul, share)
-        a_dl, b_dl = _tangent(down, radio.downlink_bandwidth_hz, snr_dl, share)
+        a_dl, b_dl = 0.0, down / (radio.downlink_bandwidth_hz * np.log2(1.0 + snr_dl))  # exactly b / beta
     else:
         r_ul, r_dl = table.rates_bps(share, power_w, row)
         a_ul, b_ul, a_dl, b_dl = 0.0, up * share / r_ul, 0.0, down * share / r_dl

@@ -38,13 +38,15 @@ def bandwidth_hz(snap: RoundSnapshot, dec: Decision, direction: str) -> float:
 
 def uplink_rate_bps(snap: RoundSnapshot, cand: Candidate, dec: Decision) -> float:
     """The vehicle's uplink rate at its power over its subchannel or share of the RSU's uplink band."""
-    return link.rate_bps(snap.link, dec.tx_power_w, link_gain(cand, dec), bandwidth_hz(snap, dec, "ul"),
+    return link.rate_bps(snap.link, "ul", dec.tx_power_w, link_gain(cand, dec), bandwidth_hz(snap, dec, "ul"),
                          cand.interference_ul_w_per_hz)
 
 
 def downlink_rate_bps(snap: RoundSnapshot, cand: Candidate, dec: Decision) -> float:
-    """The RSU's downlink rate to the vehicle over the same subchannel (TDD: the uplink's fading) or its share."""
-    return link.rate_bps(snap.link, snap.radio.rsu_tx_power_w, link_gain(cand, dec), bandwidth_hz(snap, dec, "dl"),
+    """The RSU's downlink rate to the vehicle over the same subchannel (TDD: the uplink's fading) or its share,
+    with its power's share of the band (constant power spectral density)."""
+    bw = bandwidth_hz(snap, dec, "dl")
+    return link.rate_bps(snap.link, "dl", snap.radio.downlink_power_w(bw), link_gain(cand, dec), bw,
                          cand.interference_dl_w_per_hz)
 
 

@@ -76,13 +76,14 @@ def target_distribution(snap: RoundSnapshot) -> np.ndarray:
 @dataclass(frozen=True)
 class Links:
     """The selected vehicles' FedAvg round (model down, local training, model up) as functions of the
-    bandwidth share l and power p, on Shannon links: uplink SNR a p / l, downlink SNR c / l."""
+    bandwidth share l and power p, on Shannon links: uplink SNR a p / l, downlink SNR c (the RSU's power
+    follows the share: constant power spectral density), so the download takes D / l."""
 
     bits: float                   # the model on the wire, each way
     t_cp_s: np.ndarray
     e_cp_j: np.ndarray
     a_ul: np.ndarray              # uplink SNR per watt over the whole band
-    c_dl: np.ndarray              # downlink SNR over the whole band
+    c_dl: np.ndarray              # downlink SNR, on any share
     w_ul_hz: float
     w_dl_hz: float
     rsu: np.ndarray
@@ -90,8 +91,13 @@ class Links:
     def up_s(self, p, l):
         return self.bits / (l * self.w_ul_hz * np.log2(1.0 + self.a_ul * p / l))
 
+    @property
+    def down_coef(self) -> np.ndarray:
+        """D of the download's time D / l."""
+        return self.bits / (self.w_dl_hz * np.log2(1.0 + self.c_dl))
+
     def down_s(self, l):
-        return self.bits / (l * self.w_dl_hz * np.log2(1.0 + self.c_dl / l))
+        return self.down_coef / l
 
     def latency_s(self, p, l):
         return self.down_s(l) + self.t_cp_s + self.up_s(p, l)
@@ -113,9 +119,9 @@ def links(snap: RoundSnapshot) -> Links:
         bits=snap.model.model_bytes * 8.0,
         t_cp_s=np.array([d.time_s(flops * c.num_samples) for d, c in zip(devs, cands)]),
         e_cp_j=np.array([d.energy_j(flops * c.num_samples) for d, c in zip(devs, cands)]),
-        a_ul=np.array([link.snr_linear(b, 1.0, c.gain_linear, r.uplink_bandwidth_hz, c.interference_ul_w_per_hz)
-                       for c in cands]),
-        c_dl=np.array([link.snr_linear(b, r.rsu_tx_power_w, c.gain_linear, r.downlink_bandwidth_hz,
+        a_ul=np.array([link.snr_linear(b, "ul", 1.0, c.gain_linear, r.uplink_bandwidth_hz,
+                                       c.interference_ul_w_per_hz) for c in cands]),
+        c_dl=np.array([link.snr_linear(b, "dl", r.rsu_tx_power_w, c.gain_linear, r.downlink_bandwidth_hz,
                                        c.interference_dl_w_per_hz) for c in cands]),
         w_ul_hz=r.uplink_bandwidth_hz, w_dl_hz=r.downlink_bandwidth_hz, rsu=np.array([c.rsu for c in cands]))
 
@@ -214,8 +220,7 @@ def _shares(ln: Links, p: np.ndarray, share: np.ndarray, cap_j: float, rtol: flo
     feasible = np.ones(len(p), dtype=bool)
     for _ in range(rounds):
         a_up, b_up = tangent(ln.bits, ln.w_ul_hz, ln.a_ul * p, share)
-        a_dn, b_dn = tangent(ln.bits, ln.w_dl_hz, ln.c_dl, share)
-        kkt = kkt_shares(ln.t_cp_s + a_dn + a_up, b_dn + b_up, ln.e_cp_j + p * a_up, p * b_up, cap_j, ln.rsu)
+        kkt = kkt_shares(ln.t_cp_s + a_up, ln.down_coef + b_up, ln.e_cp_j + p * a_up, p * b_up, cap_j, ln.rsu)
         feasible = kkt.feasible
         new = np.where(feasible, kkt.share, share)
         done = np.all(np.abs(new - share) <= rtol * share)
@@ -248,7 +253,7 @@ def joint_tangent(ln: Links, p: np.ndarray, share: np.ndarray, p_max: float) -> 
     power within its energy budget (p_max, or the power that spends the budget exactly: along that curve
     dp/dl = -(de/dl) / (de/dp)), so that a vehicle trades power for bandwidth as the budget binds."""
     t_up, dt_dp, dt_dl = _partials(ln.bits, ln.w_ul_hz, ln.a_ul, p, share)
-    _, _, dd_dl = _partials(ln.bits, ln.w_dl_hz, ln.c_dl, 1.0, share)
+    dd_dl = -ln.down_coef / share ** 2
     binds = p < p_max * (1 - 1e-12)
     de_dp, de_dl = t_up + p * dt_dp, p * dt_dl
     dp_dl = np.where(binds, -de_dl / de_dp, 0.0)

@@ -107,7 +107,7 @@ def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None 
         f_hz = float(rng.uniform(1.0e9, 2.0e9))
         cands.append(Candidate(
             id=f"v{i:04d}", client=i, rsu=int(rng.integers(rsus)), distance_m=d_m,
-            gain_linear=float(seed_gain_linear(d_m, h0, 2.5)), los=-1, interference_ul_w_per_hz=0.0,
+            gain_linear=float(seed_gain_linear(d_m, h0, 2.5)), link_state=-1, interference_ul_w_per_hz=0.0,
             interference_dl_w_per_hz=0.0, dwell_s=float(rng.uniform(5.0, 120.0)), num_samples=samples,
             label_histogram=hist, device=DeviceSpec("cpu", f_hz, 1.0e9)))
     if subchannels:                         # after the draws above: the vehicles do not depend on M
@@ -126,6 +126,7 @@ def random_snapshot(n: int, seed: int, scheme: str = "fedavg", rsus: int | None 
     resolved = default_settings(scheme, n, **settings)
     return RoundSnapshot(
         round=0, t_s=0.0, scheme=scheme, settings=resolved,
-        candidates=tuple(cands), link=LinkBudget(),
+        # thermal noise alone (no noise figure): the regime the optimizer tests' deadlines and budgets were set in
+        candidates=tuple(cands), link=LinkBudget(rsu_noise_figure_db=0.0, vehicle_noise_figure_db=0.0),
         radio=RadioSpec(bandwidth_hz, bandwidth_hz, 0.2, 0.01, 1.0, rsus, subchannels), server=ServerSpec(1e12, 1),
         model=model, learning=learning, budgets=Budgets(30.0, resolved.get("energy_budget_j")), extra=extra)

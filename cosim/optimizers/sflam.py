@@ -37,7 +37,6 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment, linprog
 
-from channel.seed import dbm_to_w
 from learning.quantize import FULL_PRECISION_BITS, HEADER_BITS
 
 from ..compute import device_model
@@ -151,17 +150,18 @@ def pair_table(snap: RoundSnapshot) -> PairTable:
     rem_bytes = payload_bytes(rem * e, np.append(levels, grad_bits))                     # (N, L + 1)
     bits = model_bits + 8.0 * (n_full[:, None] * full_bytes[None, :] + n_rem[:, None] * rem_bytes)
     up_bits, down_bits = bits[:, :-1], bits[:, -1]
-    # channel.link: SNR p g G / (N0 W + W I) over a subchannel of W / M, g the path gain x the subchannel's fading
+    # channel.link: SNR p g G / (N0 NF W + W I) over a subchannel of W / M, g the path gain x the subchannel's
+    # fading; the RSU sends P / M on each (constant power spectral density)
     fading = np.array([c.subchannel_fading for c in cands]).reshape(-1, M)
     gain = np.array([c.gain_linear for c in cands])[:, None] * fading
     ant = 10.0 ** (b.antenna_gain_db / 10.0)
-    n0 = float(dbm_to_w(b.noise_dbm_per_hz + b.noise_figure_db))
     bw_ul, bw_dl = r.uplink_bandwidth_hz / M, r.downlink_bandwidth_hz / M
     i_ul = np.array([c.interference_ul_w_per_hz for c in cands])[:, None]
     i_dl = np.array([c.interference_dl_w_per_hz for c in cands])[:, None]
-    snr_per_w = gain * ant / (n0 * bw_ul + bw_ul * i_ul)
+    snr_per_w = gain * ant / (b.noise_w_per_hz("ul") * bw_ul + bw_ul * i_ul)
     with np.errstate(divide="ignore"):
-        r_dl = bw_dl * np.log2(1.0 + r.rsu_tx_power_w * gain * ant / (n0 * bw_dl + bw_dl * i_dl))
+        p_dl = r.downlink_power_w(bw_dl)
+        r_dl = bw_dl * np.log2(1.0 + p_dl * gain * ant / (b.noise_w_per_hz("dl") * bw_dl + bw_dl * i_dl))
         down_s = down_bits[:, None] / r_dl
     return PairTable(levels, compute_s, compute_j, server_s, up_bits, down_s, snr_per_w, bw_ul,
                      np.array([c.rsu for c in cands], dtype=np.int64))

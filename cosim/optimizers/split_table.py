@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from channel import link
-from channel.seed import dbm_to_w
 
 from ..wire import activation_bytes, gradient_bytes
 from .api import Cost, RoundSnapshot
@@ -88,14 +87,15 @@ class SplitTable:
         """(uplink SNR per watt of transmit power, uplink bandwidth) at each vehicle's share (Shannon links)."""
         b = self.snap.link
         bw = share * self.snap.radio.uplink_bandwidth_hz
-        n0 = float(dbm_to_w(b.noise_dbm_per_hz + b.noise_figure_db))
+        n0 = b.noise_w_per_hz("ul")
         return self.gain * 10.0 ** (b.antenna_gain_db / 10.0) / (n0 * bw + bw * self.i_ul), bw
 
     def snr_per_watt_dl(self) -> np.ndarray:
-        """Downlink SNR per watt of the RSU's power over the whole band (Shannon links)."""
+        """Downlink SNR per watt of the RSU's power over the whole band (Shannon links): the SNR on any share of
+        it, times the RSU's power (constant power spectral density)."""
         b = self.snap.link
         bw = self.snap.radio.downlink_bandwidth_hz
-        n0 = float(dbm_to_w(b.noise_dbm_per_hz + b.noise_figure_db))
+        n0 = b.noise_w_per_hz("dl")
         return self.gain * 10.0 ** (b.antenna_gain_db / 10.0) / (n0 * bw + bw * self.i_dl)
 
     def rates_bps(self, share: np.ndarray, power_w: np.ndarray, row=None) -> tuple[np.ndarray, np.ndarray]:
@@ -106,13 +106,13 @@ class SplitTable:
             self.gain[row], self.i_ul[row], self.i_dl[row])
         bw_ul, bw_dl = share * r.uplink_bandwidth_hz, share * r.downlink_bandwidth_hz
         if not self.shannon:
-            one = np.frompyfunc(lambda p, g, bw, i: link.rate_bps(b, p, g, bw, i), 4, 1)
-            return (one(power_w, gain, bw_ul, i_ul).astype(float),
-                    one(np.full(len(gain), r.rsu_tx_power_w), gain, bw_dl, i_dl).astype(float))
+            up = np.frompyfunc(lambda p, g, bw, i: link.rate_bps(b, "ul", p, g, bw, i), 4, 1)
+            down = np.frompyfunc(lambda g, bw, i: link.rate_bps(b, "dl", r.downlink_power_w(bw), g, bw, i), 3, 1)
+            return up(power_w, gain, bw_ul, i_ul).astype(float), down(gain, bw_dl, i_dl).astype(float)
         ant = 10.0 ** (b.antenna_gain_db / 10.0)
-        n0 = float(dbm_to_w(b.noise_dbm_per_hz + b.noise_figure_db))
-        snr_ul = power_w * gain * ant / (n0 * bw_ul + bw_ul * i_ul)
-        snr_dl = r.rsu_tx_power_w * gain * ant / (n0 * bw_dl + bw_dl * i_dl)
+        snr_ul = power_w * gain * ant / (b.noise_w_per_hz("ul") * bw_ul + bw_ul * i_ul)
+        w_dl = r.downlink_bandwidth_hz            # the RSU's power density P / W on every share of its band
+        snr_dl = r.rsu_tx_power_w * gain * ant / (b.noise_w_per_hz("dl") * w_dl + w_dl * i_dl)
         return bw_ul * np.log2(1.0 + snr_ul), bw_dl * np.log2(1.0 + snr_dl)
 
     def uplink_rate_bps(self, share: np.ndarray, power_w: np.ndarray) -> np.ndarray:

@@ -135,7 +135,8 @@ def uplinks(snap: RoundSnapshot) -> Uplinks:
     np.cumsum(-np.sort(-scores, axis=1), axis=1, out=content[:, 1:])
     _, rsu = np.unique(np.array([c.rsu for c in cands], dtype=np.int64), return_inverse=True)
     return Uplinks(
-        snr_per_w_hz=np.array([link.snr_linear(b, 1.0, c.gain_linear, 1.0, c.interference_ul_w_per_hz) for c in cands]),
+        snr_per_w_hz=np.array([link.snr_linear(b, "ul", 1.0, c.gain_linear, 1.0, c.interference_ul_w_per_hz)
+                               for c in cands]),
         bits_per_token=sent * geo.dim * geo.bits, standing_s=np.array([c.dwell_s for c in cands], dtype=float),
         content=content, rsu=rsu.astype(np.int64), rsus=int(rsu.max()) + 1 if rsu.size else 0, num_patches=n_tok,
         band_hz=float(r.uplink_bandwidth_hz), p_min_w=float(r.vehicle_min_tx_power_w),

@@ -25,6 +25,8 @@ from typing import Generator, Optional
 
 import simpy
 
+from mobility.base import MobilityError
+
 from .. import registry
 from ..decisions import round_rows
 from ..dwell import DwellBook
@@ -134,13 +136,14 @@ class RoundProtocol:
         """The decisions in force now for a vehicle of the current round."""
         return self.plan.decisions[vid]
 
-    def link_of(self, vid: str, direction: str) -> tuple[float, float, Optional[int]]:
+    def link_of(self, vid: str, direction: str) -> tuple[Optional[float], float, Optional[int]]:
         """(transmit power, bandwidth, subchannel) of the vehicle's decided link in `direction` ('ul'/'dl'):
-        its subchannel (band / M) when it was given one, else its share of the band."""
+        its subchannel (band / M) when it was given one, else its share of the band. The power is None on
+        'dl' (the RSU's follows the bandwidth)."""
         dec, ch = self.plan.decisions[vid], self.ch
         up = direction == "ul"
         band = ch.uplink_bandwidth_hz if up else ch.downlink_bandwidth_hz
-        power = dec.tx_power_w if up else ch.rsu_tx_power_w
+        power = dec.tx_power_w if up else None
         if dec.subchannel is not None:
             return power, band / ch.subchannels.count, dec.subchannel
         return power, dec.bandwidth_share * band, None
@@ -217,7 +220,11 @@ class RoundProtocol:
             t0, first_span = env.now, len(trace.spans)
             self._t0 = t0
             trace.instant(t0, r, "server", "round.start", "")
-            dwell_s = dict(zip((v.id for v in covered), self.dwell.predict(r, covered).tolist()))
+            try:                        # the route predictor asks SUMO, which may have died at this tick
+                dwell_s = dict(zip((v.id for v in covered), self.dwell.predict(r, covered).tolist()))
+            except MobilityError as exc:
+                self.sim.finish("mobility-failed", str(exc))
+                return
             vehicles = yield from self.metadata(r, covered)
             elapsed = env.now - t0
             if elapsed > 0:

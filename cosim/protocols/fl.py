@@ -59,7 +59,7 @@ class FedAvg(RoundProtocol):
         sim, ch, task = self.sim, self.ch, self.task
         if not (yield from self.before_download(r, veh)):
             return VehicleResult(veh.id, veh.client, None)
-        dl = yield from sim.transfer(r, veh, "dl", self.payload, task.model_bytes, ch.rsu_tx_power_w,
+        dl = yield from sim.transfer(r, veh, "dl", self.payload, task.model_bytes, None,
                                      self.decision(veh.id).bandwidth_share * ch.downlink_bandwidth_hz)
         if not dl.ok:
             return VehicleResult(veh.id, veh.client, None)

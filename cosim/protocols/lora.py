@@ -73,8 +73,7 @@ class Backbone:
         """A generator: True once the vehicle holds the backbone (at once if it already did)."""
         if veh.id in self.equipped:
             return True
-        ch = self.protocol.ch
-        dl = yield from self.protocol.sim.transfer(r, veh, "dl", "model", self.nbytes, ch.rsu_tx_power_w, bandwidth_hz)
+        dl = yield from self.protocol.sim.transfer(r, veh, "dl", "model", self.nbytes, None, bandwidth_hz)
         if dl.ok:
             self.equipped.add(veh.id)
         return dl.ok

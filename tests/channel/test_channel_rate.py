@@ -1,8 +1,7 @@
-"""Shannon and CQI-table rates, bit and packet error rates."""
+"""Shannon and CQI-table rates, packet error rates (each MCS's BLER, a waterfall fit)."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from scipy import stats
 
 from channel import per, rate
 
@@ -38,29 +37,47 @@ def test_cqi_thresholds_follow_the_gap_rule():
     assert np.array_equal(rate.cqi_index(snr_at * 0.999), np.arange(0, 15))
 
 
-def test_bit_error_rates_match_q_function():
-    np.testing.assert_allclose(per.bit_error_rate(SNR, "bpsk"), stats.norm.sf(np.sqrt(2 * SNR)), rtol=1e-9)
-    np.testing.assert_allclose(per.bit_error_rate(SNR, "qpsk"), stats.norm.sf(np.sqrt(SNR)), rtol=1e-9)
-
-
-PER_CASES = [("bpsk", {}), ("qpsk", {}),
+PER_CASES = [("mcs", {}),
              ("waterfall", {"a": 67.6, "g": 1.69, "snr_threshold_linear": 2.5, "reference_bits": 1080})]
 
 
 @pytest.mark.parametrize("model, kw", PER_CASES, ids=[c[0] for c in PER_CASES])
 @pytest.mark.parametrize("packet_bits", [1, 1080, 12_000])
-def test_per_in_unit_interval_and_decreasing(model, kw, packet_bits):
+def test_per_in_unit_interval(model, kw, packet_bits):
     p = per.packet_error_rate(SNR, packet_bits, model, **kw)
     assert np.all((p >= 0) & (p <= 1))
-    assert np.all(np.diff(p) <= 0)
     assert p[0] > 0.3 and p[-1] < 1e-6
 
 
-def test_per_uncoded_formula_and_length():
-    snr = np.array([1.0, 4.0])
-    ber = stats.norm.sf(np.sqrt(2 * snr))
-    np.testing.assert_allclose(per.packet_error_rate(snr, 100, "bpsk"), 1 - (1 - ber) ** 100, rtol=1e-9)
-    assert np.all(per.packet_error_rate(snr, 1000) >= per.packet_error_rate(snr, 100))
+def test_waterfall_decreases_with_snr_and_grows_with_length():
+    kw = PER_CASES[1][1]
+    assert np.all(np.diff(per.packet_error_rate(SNR, 1080, "waterfall", **kw)) <= 0)
+    assert np.all(per.packet_error_rate(SNR, 12_000, "waterfall", **kw) >= per.packet_error_rate(SNR, 1080, "waterfall", **kw))
+
+
+def test_mcs_bler_is_ten_percent_at_every_switching_snr():
+    switching = 10 ** (rate.cqi_snr_thresholds_db() / 10)
+    np.testing.assert_allclose(per.mcs_bler(switching, np.arange(1, 16)), 0.1, rtol=1e-12)
+    # just above: link adaptation picks that CQI; just below: the one before, far down its waterfall
+    above = per.packet_error_rate(switching * (1 + 1e-9), 12_000)
+    below = per.packet_error_rate(switching[1:] * (1 - 1e-9), 12_000)
+    np.testing.assert_allclose(above, 0.1, rtol=1e-6)
+    assert np.all(below < 0.02)
+    assert per.packet_error_rate(switching[0] * 0.99, 1500) == 1.0       # below CQI 1: nothing gets through
+
+
+def test_mcs_bler_decreases_within_each_mcs_with_the_cited_slope():
+    a, g = per.mcs_bler_params()
+    switching_db = rate.cqi_snr_thresholds_db()
+    for cqi in range(1, 16):
+        snr_db = switching_db[cqi - 1] + np.linspace(-1.0, 2.0, 61)
+        bler = per.mcs_bler(10 ** (snr_db / 10), cqi)
+        assert np.all(np.diff(bler) <= 0)
+        # steepness at the 10% point: ln(10 a) / 10 decades per dB (Liu, Zhou, Giannakis 2004 fit)
+        eps = 1e-4
+        up, down = (per.mcs_bler(10 ** ((switching_db[cqi - 1] + d) / 10), cqi) for d in (eps, -eps))
+        slope = (np.log10(down) - np.log10(up)) / (2 * eps)
+        assert slope == pytest.approx(np.log(10 * a[cqi - 1]) / 10, rel=1e-4)
 
 
 def test_waterfall_reference_length_and_threshold():
@@ -71,7 +88,7 @@ def test_waterfall_reference_length_and_threshold():
 
 @given(snr=st.floats(0, 1e6), bits=st.floats(1, 1e6))
 def test_per_is_probability_property(snr, bits):
-    assert 0.0 <= per.packet_error_rate(snr, bits, "qpsk") <= 1.0
+    assert 0.0 <= per.packet_error_rate(snr, bits, "mcs") <= 1.0
 
 
 def test_per_argument_errors():
@@ -80,8 +97,8 @@ def test_per_argument_errors():
     with pytest.raises(ValueError, match="reference_bits"):
         per.packet_error_rate(1.0, 100, "waterfall", a=1.0, g=1.0)
     with pytest.raises(ValueError, match="waterfall"):
-        per.packet_error_rate(1.0, 100, "bpsk", a=1.0)
+        per.packet_error_rate(1.0, 100, "mcs", a=1.0)
     with pytest.raises(ValueError, match="packet_bits"):
-        per.packet_error_rate(1.0, 0, "bpsk")
+        per.packet_error_rate(1.0, 0, "mcs")
     with pytest.raises(ValueError, match="target_ber"):
         rate.mcs_rate_bps(1e6, 1.0, target_ber=0.5)

@@ -29,8 +29,11 @@ def test_marginal_and_lag_correlation(model_name, state):
 
 
 def test_table_values():
-    assert shadowing.shadowing_params("tr37885_highway", "los")[:2] == (3.0, 25.0)
-    assert shadowing.shadowing_params("tr37885_urban", "nlos")[:2] == (4.0, 10.0)
+    # TR 37.885 Table 6.2.1-1 (sigma) and Table 6.2.3-1 (decorrelation), as ns-3's three-gpp-v2v model
+    v2v = {(m, s): shadowing.shadowing_params(m, s)[:2] for m, s in shadowing.SHADOWING if m.startswith("tr37885")}
+    assert v2v == {("tr37885_highway", "los"): (3.0, 10.0), ("tr37885_highway", "nlosv"): (3.0, 13.0),
+                   ("tr37885_urban", "los"): (3.0, 10.0), ("tr37885_urban", "nlosv"): (3.0, 13.0),
+                   ("tr37885_urban", "nlos"): (4.0, 13.0)}
     assert shadowing.shadowing_params("tr36885_macro", "los")[:2] == (8.0, 50.0)
     assert shadowing.shadowing_params("tr38901_umi", "nlos")[:2] == (7.82, 13.0)
     with pytest.raises(ValueError, match="seed"):

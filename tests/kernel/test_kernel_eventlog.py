@@ -23,9 +23,9 @@ BASE = {
 }
 
 
-def _rate_bps(distance_m, power_w, bandwidth_hz):
+def _rate_bps(distance_m, power_w, bandwidth_hz, noise_figure_db):
     gain = free_space_gain_at_1m(5.9e9) * distance_m ** -2.5
-    return bandwidth_hz * math.log2(1 + power_w * gain / noise_power_w(bandwidth_hz))
+    return bandwidth_hz * math.log2(1 + power_w * gain / noise_power_w(bandwidth_hz, noise_figure_db=noise_figure_db))
 
 
 def _run(tmp_path, tree):
@@ -44,8 +44,8 @@ def test_one_stationary_vehicle_whole_event_log(tmp_path):
     from cosim.task import build_task
     task = build_task(validate_tree(BASE, "tiny.yaml").learning, RngStreams(3))
     bits = task.model_bytes * 8
-    t_dl = bits / _rate_bps(100.0, 1.0, 2e6)
-    t_ul = bits / _rate_bps(100.0, 0.1, 1e6)
+    t_dl = bits / _rate_bps(100.0, 1.0, 2e6, 9.0)     # the whole band: the RSU's whole power; the vehicle's NF
+    t_ul = bits / _rate_bps(100.0, 0.1, 1e6, 5.0)     # the RSU's NF
     flops = task.train_flops_per_sample * task.client_size(0)
     t_cp = flops / 4.0 / 1.5e9
     t_agg = 2.0 * sum(v.numel() for v in task.global_state.values()) / 1e12
@@ -198,7 +198,7 @@ def test_mcs_with_per_packet_fading_has_finite_airtimes(tmp_path):
     tree = {**BASE, "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
                 {"id": "a", "x_m": 350.0}, {"id": "b", "x_m": 420.0}]}},
             "channel": {**BASE["channel"], "model": "tr38901_umi", "rate_mode": "mcs", "max_retransmissions": 8,
-                        "fading": {"kind": "rayleigh", "mode": "per_packet"}, "per": {"model": "bpsk"}},
+                        "fading": {"kind": "rayleigh", "mode": "per_packet"}},
             "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0}}
     _run(tmp_path, tree)
     import pyarrow.parquet as pq

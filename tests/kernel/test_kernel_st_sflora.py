@@ -32,7 +32,8 @@ def _tree(cache: Path, **protocol):
              protocol={"scheme": "st_sflora", "cut": 2, "rounds": 2, "vehicles_per_round": 3, "k_min": 4,
                        "round_deadline_s": 50, **protocol})
     t["devices"] = {"server": {"flops_per_s": 1e11, "gpu_slots": 3}}      # a slot each: no queueing
-    t["channel"] = {**t["channel"], "uplink_bandwidth_hz": 1e6}      # narrow, so that the energy budget binds
+    t["channel"] = {**t["channel"], "uplink_bandwidth_hz": 1e6,       # narrow, so that the energy budget binds
+                    "rsu_noise_figure_db": 0.0, "vehicle_noise_figure_db": 0.0}
     return t
 
 

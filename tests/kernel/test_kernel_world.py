@@ -16,7 +16,7 @@ from mobility.rsu import RsuLayout
 
 def _world() -> World:
     rsus = RsuLayout(("r0", "r1"), np.array([[0.0, 0.0], [400.0, 0.0]]), 250.0)
-    radio = RadioParams(free_space_gain_at_1m(5.9e9), 2.5, -174.0, 0.0, model="tr38901_umi", shadowing=True,
+    radio = RadioParams(free_space_gain_at_1m(5.9e9), 2.5, -174.0, model="tr38901_umi", shadowing=True,
                         streams=RngStreams(1))
     return World(simpy.Environment(), rsus, radio, Trace("rounds"), num_clients=10, hysteresis_m=10.0)
 
@@ -51,7 +51,7 @@ def test_rows_clients_and_coverage_follow_vehicles_through_gaps():
     assert kinds == [(0.0, "a", "vehicle.enter"), (0.0, "a", "coverage.enter"), (2.0, "a", "coverage.leave"),
                      (2.0, "a", "vehicle.leave"), (3.0, "a", "vehicle.enter"), (3.0, "a", "coverage.enter")]
     # the radio state holds exactly the vehicles present
-    assert set(w.radio_state.shadow_z) == set(w.radio_state.los) == {"a", "b", "c"}
+    assert set(w.radio_state.shadow_z) == set(w.radio_state.states) == {"a", "b", "c"}
 
 
 def test_a_source_that_does_not_sort_its_ids_is_caught():

@@ -37,10 +37,12 @@ def _rates(table, share, p):
 
     snap = table.snap
     gain = np.array([c.gain_linear for c in snap.candidates])[:, None]
-    n0 = float(dbm_to_w(snap.link.noise_dbm_per_hz + snap.link.noise_figure_db))
+    n0_ul = float(dbm_to_w(snap.link.noise_dbm_per_hz + snap.link.rsu_noise_figure_db))
+    n0_dl = float(dbm_to_w(snap.link.noise_dbm_per_hz + snap.link.vehicle_noise_figure_db))
     bw_ul, bw_dl = share * snap.radio.uplink_bandwidth_hz, share * snap.radio.downlink_bandwidth_hz
-    r_ul = bw_ul * np.log2(1.0 + p * gain / (n0 * bw_ul))
-    r_dl = bw_dl * np.log2(1.0 + snap.radio.rsu_tx_power_w * gain / (n0 * bw_dl))
+    r_ul = bw_ul * np.log2(1.0 + p * gain / (n0_ul * bw_ul))
+    p_dl = snap.radio.rsu_tx_power_w * share               # the RSU's power follows its share of the band
+    r_dl = bw_dl * np.log2(1.0 + p_dl * gain / (n0_dl * bw_dl))
     return r_ul, r_dl
 
 

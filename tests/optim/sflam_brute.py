@@ -35,8 +35,8 @@ def pair_terms(snap, cand, m: int, q: int):
         down += activation_bytes(b * prof.activation_elements, s.get("gradient_bits", 32)) * 8.0
     g = cand.gain_linear * cand.subchannel_fading[m]
     bw_ul, bw_dl = r.uplink_bandwidth_hz / r.subchannels, r.downlink_bandwidth_hz / r.subchannels
-    r_dl = link.rate_bps(snap.link, r.rsu_tx_power_w, g, bw_dl, cand.interference_dl_w_per_hz)
-    snr_w = link.snr_linear(snap.link, 1.0, g, bw_ul, cand.interference_ul_w_per_hz)
+    r_dl = link.rate_bps(snap.link, "dl", r.downlink_power_w(bw_dl), g, bw_dl, cand.interference_dl_w_per_hz)
+    snr_w = link.snr_linear(snap.link, "ul", 1.0, g, bw_ul, cand.interference_ul_w_per_hz)
     return t_cmp + t_srv + down / r_dl, e_cmp, up, snr_w, bw_ul
 
 

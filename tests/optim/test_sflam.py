@@ -70,7 +70,7 @@ def test_the_table_is_the_cost_model(case):
     if case >= 3:
         rng = np.random.default_rng(case)
         snap = dataclasses.replace(
-            snap, link=LinkBudget(noise_figure_db=7.0, antenna_gain_db=3.0),
+            snap, link=LinkBudget(rsu_noise_figure_db=7.0, vehicle_noise_figure_db=8.0, antenna_gain_db=3.0),
             candidates=tuple(dataclasses.replace(c, interference_ul_w_per_hz=float(rng.uniform(0, 1e-19)),
                                                  interference_dl_w_per_hz=float(rng.uniform(0, 1e-19)))
                              for c in snap.candidates))
@@ -197,11 +197,11 @@ def test_a_looser_deadline_or_another_subchannel_never_lowers_the_objective(seed
     assert all(b >= a * (1 - 1e-12) for a, b in zip(obj, obj[1:])) and obj[-1] > obj[0]
     rng = np.random.default_rng(seed)
     base = _objective(snap)
-    for _ in range(2):                               # the band grows by W / M: a subchannel's width stays
+    for _ in range(2):          # the band grows by W / M, the RSU's power with it: a subchannel's width and power stay
         r = snap.radio
         grow = (r.subchannels + 1) / r.subchannels
         snap = dataclasses.replace(
-            snap, radio=dataclasses.replace(r, subchannels=r.subchannels + 1,
+            snap, radio=dataclasses.replace(r, subchannels=r.subchannels + 1, rsu_tx_power_w=r.rsu_tx_power_w * grow,
                                             uplink_bandwidth_hz=r.uplink_bandwidth_hz * grow,
                                             downlink_bandwidth_hz=r.downlink_bandwidth_hz * grow),
             candidates=tuple(dataclasses.replace(c, subchannel_fading=(*c.subchannel_fading, float(rng.exponential())))

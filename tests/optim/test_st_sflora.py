@@ -43,7 +43,7 @@ def _with(snap, **settings):
 def _exact(snap, cand, k, w_hz, p_w):
     """(T, E) of the vehicle's token upload from the channel's own rate and the geometry's payload."""
     bits = cand.num_samples * geometry(snap).sample_bits(int(k))
-    rate = link.rate_bps(snap.link, float(p_w), cand.gain_linear, float(w_hz), cand.interference_ul_w_per_hz)
+    rate = link.rate_bps(snap.link, "ul", float(p_w), cand.gain_linear, float(w_hz), cand.interference_ul_w_per_hz)
     return bits / rate, p_w * bits / rate
 
 
@@ -51,7 +51,7 @@ def _interfered(snap, seed):
     """Interference, a noise figure and antenna gain: the SINR's W scaling must still hold."""
     rng = np.random.default_rng(seed)
     return dataclasses.replace(
-        snap, link=LinkBudget(noise_figure_db=7.0, antenna_gain_db=3.0),
+        snap, link=LinkBudget(rsu_noise_figure_db=7.0, vehicle_noise_figure_db=8.0, antenna_gain_db=3.0),
         candidates=tuple(dataclasses.replace(c, interference_ul_w_per_hz=float(rng.uniform(0, 1e-19)))
                          for c in snap.candidates))
 
@@ -65,7 +65,7 @@ def test_the_snr_per_watt_per_hertz_scales_like_the_channels(interfered):
     rng = np.random.default_rng(0)
     for c, per in zip(snap.candidates, up.snr_per_w_hz):
         for p, w in zip(rng.uniform(0.01, 0.2, 4), rng.uniform(1e4, 5e7, 4)):
-            assert link.snr_linear(snap.link, p, c.gain_linear, w, c.interference_ul_w_per_hz) == pytest.approx(
+            assert link.snr_linear(snap.link, "ul", p, c.gain_linear, w, c.interference_ul_w_per_hz) == pytest.approx(
                 p * per / w, rel=1e-12)
 
 

@@ -58,10 +58,13 @@ def run(tmp_path: Path, t: dict, name: str = "run") -> Run:
     return Run(result, result.task, result.protocol, tmp_path / name)
 
 
-def rate_bps(distance_m: float, power_w: float, bandwidth_hz: float) -> float:
-    """The seed model's Shannon rate (gamma 2.5, free space at 1 m, 5.9 GHz)."""
+def rate_bps(distance_m: float, power_w: float, bandwidth_hz: float, direction: str = "ul",
+             band_hz: float = 20e6) -> float:
+    """The seed model's Shannon rate (gamma 2.5, free space at 1 m, 5.9 GHz) with the receiver's noise figure
+    (RSU 5 dB, vehicle 9 dB); on 'dl' power_w is the RSU's, sent with its share of the band (constant PSD)."""
     gain = free_space_gain_at_1m(5.9e9) * distance_m ** -2.5
-    return bandwidth_hz * math.log2(1 + power_w * gain / noise_power_w(bandwidth_hz))
+    nf_db, p = (5.0, power_w) if direction == "ul" else (9.0, power_w * bandwidth_hz / band_hz)
+    return bandwidth_hz * math.log2(1 + p * gain / noise_power_w(bandwidth_hz, noise_figure_db=nf_db))
 
 
 def central_training(t: dict, task, client: int, rounds: int, *, reset_each_round: bool = False) -> dict:

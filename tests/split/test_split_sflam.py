@@ -68,12 +68,12 @@ def test_the_subchannel_fading_is_what_the_transfer_sees(tmp_path):
         ups = [s for s in got.kind("tx.ul", r["vehicle"]) if s["payload"] == "activations"]
         veh = got.proto.sim.world.vehicles[r["vehicle"]]
         from channel.link import rate_bps
-        rate = rate_bps(radio.params.budget, r["tx_power_w"], veh.gain_linear * fading[r["subchannel"]], 1e6)
+        rate = rate_bps(radio.params.budget, "ul", r["tx_power_w"], veh.gain_linear * fading[r["subchannel"]], 1e6)
         assert ups[0]["t_end_s"] - ups[0]["t_start_s"] == pytest.approx(ups[0]["bytes"] * 8 / rate, rel=1e-9)
 
 
 def test_subchannel_fading_is_per_vehicle_and_round_and_order_free():
-    params = RadioParams(1e-4, 2.5, -174.0, 0.0, subchannels=8, streams=RngStreams(5))
+    params = RadioParams(1e-4, 2.5, -174.0, subchannels=8, streams=RngStreams(5))
     import simpy
     a, b = RadioState(simpy.Environment(), params, 1), RadioState(simpy.Environment(), params, 1)
     x0 = a.subchannel_fading("x", 0).copy()

@@ -34,7 +34,7 @@ def test_one_vehicle_whole_event_log_with_a_gpu(tmp_path):
     got = run(tmp_path, t)
     prof, task = got.proto.profile, got.task
     b, act_bytes = 32, 32 * prof.activation_elements * 4
-    r_dl, r_ul = rate_bps(100.0, 1.0, 20e6), rate_bps(100.0, 0.1, 20e6)
+    r_dl, r_ul = rate_bps(100.0, 1.0, 20e6, "dl"), rate_bps(100.0, 0.1, 20e6)
     model_bytes = got.proto.client_model_bytes
     t_fwd, t_bwd = _gpu_s(prof.client_fwd_flops * b), _gpu_s(prof.client_bwd_flops * b)
     t_srv = prof.server_flops * b / 1e9
@@ -91,7 +91,7 @@ def test_one_slot_server_serializes_work_in_arrival_order(tmp_path):
     got = run(tmp_path, t)
     prof, b = got.proto.profile, 32
     act_bits = b * prof.activation_elements * 32
-    r_dl, r_ul = rate_bps(100.0, 1.0, 20e6 / 3), rate_bps(100.0, 0.1, 20e6 / 3)
+    r_dl, r_ul = rate_bps(100.0, 1.0, 20e6 / 3, "dl"), rate_bps(100.0, 0.1, 20e6 / 3)
     t_fwd, t_bwd = prof.client_fwd_flops * b / 6e9, prof.client_bwd_flops * b / 6e9
     arrive = got.proto.client_model_bytes * 8 / r_dl + t_fwd + act_bits / r_ul     # first activations, all three
     s = prof.server_flops * b / 1e7                                                   # one server job

@@ -5,9 +5,10 @@ import math
 
 import pytest
 
+from channel.link import RSU_NOISE_FIGURE_DB
 from channel.seed import free_space_gain_at_1m, noise_power_w, seed_gain_linear
 from cosim.transfer import PacketErrors
-from transfer_testlib import make_sim, run_one, run_transfers
+from transfer_testlib import make_sim, run_one, run_transfers, switching_snr
 
 MODES = ("batched", "explicit")
 RATE = 12_000 * 128.0      # bit/s: a 1500-byte packet takes 1/128 s
@@ -43,7 +44,7 @@ def test_deadline_mid_packet_drops_with_partial_accounting(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_deadline_counts_the_retransmissions_started(mode):
     # Prepare: every attempt fails (SNR 0.5) and 5 retransmissions are allowed: 6 attempts of 1/128 s
-    errors = PacketErrors("bpsk", (), max_retransmissions=5)
+    errors = PacketErrors("mcs", (), max_retransmissions=5)
     rec = run_one(mode, 30_000, 1500, 1.0, [RATE], snrs=[0.5], errors=errors, interrupt_at=3.5 / 128)
     # Assert: the 4th attempt (3rd retransmission) was on the air at the deadline
     out = rec.outcome
@@ -82,10 +83,10 @@ def test_simulation_aborts_at_the_tick_the_world_changes(mode, cause, frames):
 
 
 def test_simulation_records_retransmissions_and_attempts():
-    # Prepare: the power that gives SNR 9.5 at 100 m, where BPSK loses about a third of 1500-byte packets
+    # Prepare: the power that puts the uplink at 100 m at CQI 7's switching SNR, where its MCS loses a tenth
     gain = seed_gain_linear(100.0, free_space_gain_at_1m(5.9e9), 2.5)
-    power_w = 9.5 * float(noise_power_w(1e5)) / gain
-    scenario = {**RSUS, "channel": {"per": {"model": "bpsk"}, "max_retransmissions": 8}}
+    power_w = switching_snr(7) * float(noise_power_w(1e5, noise_figure_db=RSU_NOISE_FIGURE_DB)) / gain
+    scenario = {**RSUS, "channel": {"rate_mode": "mcs", "max_retransmissions": 8}}
     sim = make_sim(_frames([{"v0": 100.0}]), scenario)
     # Execute
     (out,) = run_transfers(sim, [(0.0, "v0", "ul", 200_000, power_w, 1e5)])
@@ -111,13 +112,13 @@ def test_simulation_follows_simpy_ticks_when_the_source_clock_is_k_times_step():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_resend_after_the_arq_limit_delivers_everything_as_spans_of_their_own(mode):
-    # Prepare: BPSK at SNR 9.5 loses about a third of 1500-byte packets; with no retransmission a
+    # Prepare: at CQI 7's switching SNR its MCS loses a tenth of the packets; with no retransmission a
     # 200 kB upload loses a packet almost surely (abort), unless a higher layer resends the rest
     gain = seed_gain_linear(100.0, free_space_gain_at_1m(5.9e9), 2.5)
-    power_w = 9.5 * float(noise_power_w(1e5)) / gain
+    power_w = switching_snr(7) * float(noise_power_w(1e5, noise_figure_db=RSU_NOISE_FIGURE_DB)) / gain
     outs = {}
     for policy in ("abort", "resend"):
-        scenario = {**RSUS, "channel": {"per": {"model": "bpsk"}, "max_retransmissions": 0, "on_arq_limit": policy}}
+        scenario = {**RSUS, "channel": {"rate_mode": "mcs", "max_retransmissions": 0, "on_arq_limit": policy}}
         sim = make_sim(_frames([{"v0": 100.0}]), scenario, mode=mode)
         (outs[policy],) = run_transfers(sim, [(0.0, "v0", "ul", 200_000, power_w, 1e5)])
         spans = [s for s in sim.trace.spans if s.kind == "tx.ul"]

@@ -48,7 +48,7 @@ def test_work_conserving_finishes_earlier_and_matches_the_fluid_bound(mode):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(jobs=st.lists(st.tuples(st.floats(0.0, 2.0), st.integers(1, 200_000), st.floats(1e5, 4e6),
                                st.floats(3.0, 60.0)), min_size=1, max_size=5),
-       per=st.sampled_from(["none", "bpsk", "qpsk"]), fading=st.sampled_from(["none", "rayleigh"]),
+       per=st.sampled_from(["none", "mcs"]), fading=st.sampled_from(["none", "rayleigh"]),
        step_s=st.floats(0.05, 1.0), seed=st.integers(0, 2**31))
 def test_work_conserving_is_exact_across_modes(jobs, per, fading, step_s, seed):
     # Prepare

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cosim.transfer import PacketErrors, packet_sizes_bytes
-from transfer_testlib import assert_same, run_one
+from transfer_testlib import assert_same, run_one, switching_snr
 
 MODES = ("batched", "explicit")
 WATERFALL = (("a", 90.2514), ("g", 3.4998), ("snr_threshold_linear", 10 ** 0.10942), ("reference_bits", 1080.0))
@@ -32,11 +32,11 @@ def test_constant_rate_takes_bits_over_rate(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_retransmissions_add_their_airtime(mode):
-    # Prepare: a PER that fails about a third of the attempts, constant rate and SNR
+    # Prepare: the MCS BLER at a switching SNR fails a tenth of the attempts, constant rate and SNR
     nbytes, rate = 600_000, 2e6
-    errors = PacketErrors("bpsk", (), max_retransmissions=6)
+    errors = PacketErrors("mcs", (), max_retransmissions=6)
     # Execute
-    rec = run_one(mode, nbytes, 1500, 1.0, [rate], snrs=[9.5], errors=errors)
+    rec = run_one(mode, nbytes, 1500, 1.0, [rate], snrs=[switching_snr(7)], errors=errors)
     # Assert: time = sum over packets of attempts x bits / rate; energy = power x that
     out = rec.outcome
     assert out.status == "ok"
@@ -60,7 +60,7 @@ def test_rate_zero_intervals_cost_no_energy():
 
 def test_arq_limit_aborts_when_a_packet_fails_every_attempt():
     # Prepare: SNR so low that every attempt fails
-    errors = PacketErrors("bpsk", (), max_retransmissions=2)
+    errors = PacketErrors("mcs", (), max_retransmissions=2)
     for mode in MODES:
         # Execute
         rec = run_one(mode, 30_000, 1500, 1.0, [1.2e6], snrs=[0.5], errors=errors)
@@ -84,7 +84,7 @@ _errors = st.builds(
     lambda per, fading, k, retx, outage_db: PacketErrors(
         per, WATERFALL if per == "waterfall" else (), retx, fading, k if fading == "rician" else None,
         10 ** (outage_db / 10) if fading != "none" else 0.0),
-    st.sampled_from(["none", "bpsk", "qpsk", "waterfall"]),
+    st.sampled_from(["none", "mcs", "waterfall"]),
     st.sampled_from(["none", "rayleigh", "rician"]),
     st.floats(0.0, 10.0), st.integers(0, 4), st.floats(-10.0, 3.0))
 

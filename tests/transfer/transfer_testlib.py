@@ -216,10 +216,17 @@ def run_transfers(sim, jobs) -> list:
     def one(k, start_s, vid, direction, nbytes, power_w, bw_hz):
         if start_s:
             yield env.timeout(start_s)
-        outs[k] = yield from sim.transfer(0, sim.world.vehicles[vid], direction, "model", nbytes, power_w, bw_hz)
+        power = power_w if direction == "ul" else None       # the RSU's power follows the bandwidth
+        outs[k] = yield from sim.transfer(0, sim.world.vehicles[vid], direction, "model", nbytes, power, bw_hz)
 
     def protocol():
         yield simpy.AllOf(env, [env.process(one(k, *job)) for k, job in enumerate(jobs)])
 
     sim.run(protocol())
     return outs
+
+
+def switching_snr(cqi: int) -> float:
+    """A linear SNR a hair above CQI `cqi`'s switching SNR: link adaptation picks that CQI, BLER 10%."""
+    from channel.rate import cqi_snr_thresholds_db
+    return float(10.0 ** (cqi_snr_thresholds_db()[cqi - 1] / 10.0)) * (1.0 + 1e-9)
