@@ -19,7 +19,7 @@ from learning.profile import CutProfile
 
 from ..compute import DeviceSpec
 
-FORMAT = "cosim.round-snapshot/1"
+FORMAT = "cosim.round-snapshot/2"   # 2: candidates carry link_state (0.5.0), the link a noise figure per receiver
 
 
 @dataclass(frozen=True)

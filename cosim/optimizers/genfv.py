@@ -11,8 +11,9 @@ p_min <= p <= p_max, b integer, b t0 + T_s_cp <= the round's time.
 - Small scale, by block-coordinate descent until max_n T_n settles:
   - power: at the shares, the largest power within the energy budget (SCA, `sca.max_power_within`);
     latency falls with power;
-  - bandwidth: each airtime s / (l W log2(1 + a p / l)) is concave in 1/l, so its tangent at the current
-    share is an upper bound of the form A + B / l: the round's time and energy become A_n + B_n / l_n and
+  - bandwidth: each upload's airtime s / (l W log2(1 + a p / l)) is concave in 1/l, so its tangent at the
+    current share is an upper bound of the form A + B / l (the download's D / l is exact: the RSU's power
+    follows the share, so its SNR does not change with l): the round's time and energy become A_n + B_n / l_n and
     C_n + D_n / l_n. The KKT conditions of min T s.t. A_n + B_n / l_n <= T, C_n + D_n / l_n <= E_bar,
     sum l_n <= 1 give l_n* = sqrt((lambda1_n B_n + lambda2_n D_n) / lambda3); the multipliers follow from
     the RSU's T, found numerically (`kkt_shares`).

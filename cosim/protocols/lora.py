@@ -59,7 +59,7 @@ def device_memory(model, state, names, forward) -> int:
 
 class Backbone:
     """The pretrained weights a vehicle needs on board (its side's frozen part): sent once ('tx.dl', payload
-    'model') the first time it takes part, at the RSU's power over the bandwidth given; kept after."""
+    'model') the first time it takes part, over the bandwidth given (with its share of the RSU's power); kept after."""
 
     def __init__(self, protocol, nbytes: int):
         self.protocol, self.nbytes = protocol, int(nbytes)
