@@ -69,7 +69,10 @@ class Buildings:
 
         try:
             polys = polygon.read(str(path))
-        except (OSError, SAXException, KeyError, ValueError, IndexError) as e:
+        except KeyError as e:               # sumolib's reader needs these attributes on every <poly>
+            raise ValueError(f"{path}: expected a SUMO polygon file whose <poly> elements all have id, type, "
+                             f"color and shape (as polyconvert writes them); one lacks {e}") from None
+        except (OSError, SAXException, ValueError, IndexError) as e:
             why = " ".join(str(e).split()) or type(e).__name__
             raise ValueError(f"{path}: expected a SUMO polygon file (<poly> elements with a shape), "
                              f"could not read it ({why})") from None
