@@ -2,9 +2,12 @@
 
 A prediction is made for a vehicle and the RSU it is associated with; it is realized when the vehicle
 leaves that RSU's coverage disc (crossing time interpolated linearly between the two ticks around it)
-or disappears (last tick it was seen). Predictions still open at the end of the run are censored.
-Both go into the trace too: a `dwell.predict` instant (and a `dwell_predicted_s` counter) when made, a
-`dwell.realized` instant at the exit time, naming the RSU and both values.
+or disappears from the mobility source while still inside (last tick it was seen; `boundary_exit`: it
+left the map or ended its route there, so the disc did not end its dwell). A row is `selected` when the
+round chose that vehicle. Predictions still open at the end of the run are censored, with the time they
+had been open as `lower_bound_s` on the realized value. Both go into the trace too: a `dwell.predict`
+instant (and a `dwell_predicted_s` counter) when made, a `dwell.realized` instant at the exit time, naming
+the RSU, both values and how it ended (`exit=coverage|boundary`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from mobility.fcd import FcdTracks
 
 from .world import Vehicle, World
 
-DWELL_FIELDS = ("t_s", "round", "vehicle", "rsu", "predictor", "predicted_s", "realized_s", "censored")
+DWELL_FIELDS = ("t_s", "round", "vehicle", "rsu", "predictor", "predicted_s", "realized_s", "censored",
+                "lower_bound_s", "selected", "boundary_exit")
+_REALIZED, _CENSORED, _LOWER, _SELECTED, _BOUNDARY = 6, 7, 8, 9, 10
 
 
 @dataclass
@@ -36,6 +41,7 @@ class DwellBook:
         self.route_fn, self.tracks = route_fn, tracks
         self.rows: list[list] = []
         self._open: dict[tuple[str, int], list[_Open]] = {}
+        self._by_round: dict[tuple[int, str], int] = {}     # (round, vehicle) -> its latest row
         self._last: dict[tuple[str, int], tuple[float, np.ndarray]] = {}   # (t, xy) at the previous tick
 
     def predict(self, round_: int, vehicles: list[Vehicle]) -> np.ndarray:
@@ -53,13 +59,28 @@ class DwellBook:
                              for v in vehicles])
         for v, p in zip(vehicles, pred):
             key, rsu_id = (v.id, v.rsu), w.rsus.ids[v.rsu]
-            self.rows.append([float(t), round_, v.id, rsu_id, self.predictor, float(p), float("nan"), True])
+            self.rows.append([float(t), round_, v.id, rsu_id, self.predictor, float(p), float("nan"), True,
+                              float("nan"), False, False])
+            self._by_round[(round_, v.id)] = len(self.rows) - 1
             w.trace.instant(t, round_, v.id, "dwell.predict", f"{rsu_id} {self.predictor} predicted_s={p:.6g}")
             if w.trace.wants_counters:
                 w.trace.counter(t, v.id, "dwell_predicted_s", p)
             self._open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
             self._last.setdefault(key, (w.t_tick_s, v.xy_m))
         return pred
+
+    def mark_selected(self, round_: int, vehicle_ids) -> None:
+        """Mark the rows of round `round_`'s predictions for the vehicles the round selected."""
+        for vid in vehicle_ids:
+            i = self._by_round.get((round_, vid))
+            if i is not None:
+                self.rows[i][_SELECTED] = True
+
+    def censor(self, t_end_s: float) -> None:
+        """At the end of the run: each still-open prediction's lower bound on its realized dwell."""
+        for items in self._open.values():
+            for item in items:
+                self.rows[item.index][_LOWER] = max(float(t_end_s) - item.t_s, 0.0)
 
     def tick(self) -> None:
         """After a mobility tick: close predictions whose vehicle left the disc or vanished."""
@@ -69,7 +90,8 @@ class DwellBook:
             vid, rsu = key
             t_prev, xy_prev = self._last[key]
             veh = w.vehicles.get(vid)
-            if veh is None:
+            boundary = veh is None
+            if boundary:
                 t_exit = t_prev
             else:
                 center = w.rsus.xy_m[rsu]
@@ -80,9 +102,10 @@ class DwellBook:
                 t_exit = t_prev + frac * (t_now - t_prev)
             for item in self._open.pop(key):
                 row = self.rows[item.index]
-                row[6], row[7] = max(t_exit - item.t_s, 0.0), False
+                row[_REALIZED], row[_CENSORED], row[_BOUNDARY] = max(t_exit - item.t_s, 0.0), False, boundary
                 w.trace.instant(t_exit, row[1], vid, "dwell.realized", f"{row[3]} realized_s={row[6]:.6g} "
-                                f"predicted_s={row[5]:.6g} predicted_at_s={item.t_s:.6g}")
+                                f"predicted_s={row[5]:.6g} predicted_at_s={item.t_s:.6g} "
+                                f"exit={'boundary' if boundary else 'coverage'}")
             del self._last[key]
 
 

@@ -1,5 +1,6 @@
-"""positions.parquet: every vehicle's position, serving RSU, distance and link state at every mobility tick,
-so a reviewer can check the radio against the geometry (`output.positions: true`)."""
+"""Where things are: rsus.csv (every run: each RSU's position, radius and the road edge it was placed along)
+and positions.parquet (`output.positions: true`: every vehicle's position, serving RSU, distance and link
+state at every mobility tick), so a reviewer can check the radio against the geometry."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,16 @@ from channel.conditions import STATE_NAMES
 
 SCHEMA = pa.schema([("t_s", pa.float64()), ("vehicle", pa.string()), ("x_m", pa.float64()), ("y_m", pa.float64()),
                     ("rsu", pa.string()), ("distance_m", pa.float64()), ("los", pa.string())])
+RSU_FIELDS = ("rsu", "x_m", "y_m", "radius_m", "edge")
+
+
+def rsu_rows(rsus) -> list[list]:
+    """rsus.csv rows of a mobility.rsu.RsuLayout ('edge' empty unless placed along a SUMO net's roads)."""
+    edges = rsus.edges or ("",) * len(rsus.ids)
+    return [[rid, float(x), float(y), float(rsus.radius_m), edge]
+            for rid, (x, y), edge in zip(rsus.ids, rsus.xy_m.tolist(), edges)]
+
+
 _STATES = np.array([None, *(STATE_NAMES[k] for k in sorted(STATE_NAMES))], dtype=object)   # index: state + 1
 
 

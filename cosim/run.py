@@ -19,7 +19,7 @@ from .decisions import prediction_gap, write_decisions
 from .dwell import DWELL_FIELDS, DwellBook, record_tracks
 from .errors import UserError
 from .optimizers.api import Decision, snapshot_to_json
-from .positions import PositionLog
+from .positions import RSU_FIELDS, PositionLog, rsu_rows
 from .protocols.common import RoundProtocol
 from .rng import RngStreams
 from .scenario import Scenario, to_dict
@@ -85,15 +85,15 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
         if sim.env.now > 0 or sim.trace.spans or proto.rounds:  # something ran: keep it; else no run dir
             sim.status, sim.failure = "input-error", str(exc)
-            write_run(run_dir, sc, sim, proto, dwell.rows)
+            write_run(run_dir, sc, sim, proto, dwell)
         raise
     except KeyboardInterrupt:           # Ctrl-C: keep what was recorded (spans still open are not in it)
         sim.status, sim.failure = "interrupted", f"interrupted at t={sim.env.now:g} s"
-        write_run(run_dir, sc, sim, proto, dwell.rows)
+        write_run(run_dir, sc, sim, proto, dwell)
         raise
     except Exception as exc:            # a bug: keep what was recorded, say so, then let it surface
         sim.status, sim.failure = "internal-error", f"{type(exc).__name__}: {exc}"
-        write_run(run_dir, sc, sim, proto, dwell.rows)
+        write_run(run_dir, sc, sim, proto, dwell)
         raise
     finally:
         source.close()
@@ -101,19 +101,19 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
         covered = len({i.actor for i in sim.trace.instants if i.kind == "coverage.enter"})
         sim.failure = (f"no round completed in {sc.duration_s:g} s: {sim.world.appeared} vehicles appeared, "
                        f"{covered} ever in an RSU's coverage")
-    result = write_run(run_dir, sc, sim, proto, dwell.rows)
+    result = write_run(run_dir, sc, sim, proto, dwell)
     result.task = task
     return result
 
 
 # what a run may write: cleared first when a run directory is reused, so no file of an older run lingers
 _OUTPUTS = ("manifest.json", "rounds.csv", "dwell.csv", "trace.json", "summary.json", "decisions.parquet",
-            "timings.json", "kept_patches.json", "plots/kept_patches.png", "positions.parquet",
+            "timings.json", "kept_patches.json", "plots/kept_patches.png", "positions.parquet", "rsus.csv",
             *(f"{t}.{ext}" for t in ("spans", "instants", "counters", "packets") for ext in ("parquet", "csv")),
             "plots/rounds.png", "plots/dwell.png")
 
 
-def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell_rows: list) -> RunResult:
+def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook) -> RunResult:
     """manifest.json, spans/instants/counters.parquet, rounds.csv, decisions.parquet, dwell.csv, trace.json,
     summary.json; timings.json (wall-clock solve times: they differ from run to run, so nothing else holds
     them); snapshots/ when output.snapshots is on."""
@@ -130,7 +130,8 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
                 "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
-                          "decisions.parquet", "dwell.csv", "trace.json", "summary.json", "timings.json", *own]}
+                          "decisions.parquet", "dwell.csv", "rsus.csv", "trace.json", "summary.json", "timings.json",
+                          *own]}
     if sim.positions is not None:
         manifest["files"].append(sim.positions.write(run_dir / "positions.parquet").name)
     for name, text in own.items():
@@ -149,7 +150,9 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
         (run_dir / "snapshots").mkdir(exist_ok=True)
         for label, snap in proto.snapshots:
             (run_dir / "snapshots" / f"{label}.json").write_text(snapshot_to_json(snap) + "\n")
-    write_rows_csv(run_dir / "dwell.csv", DWELL_FIELDS, dwell_rows)
+    dwell.censor(sim.env.now)
+    write_rows_csv(run_dir / "dwell.csv", DWELL_FIELDS, dwell.rows)
+    write_rows_csv(run_dir / "rsus.csv", RSU_FIELDS, rsu_rows(sim.world.rsus))
     write_chrome_trace(trace, run_dir / "trace.json")
     last = rounds[-1] if rounds else {}
     summary = {

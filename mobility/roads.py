@@ -126,7 +126,9 @@ def rsus_along_path(net_file: str | Path, spacing_m: float, radius_m: float, edg
     s = np.arange(start_m, total_m + 1e-9, spacing_m)
     xy, tangent = _points_at(poly, s)
     xy = xy + lateral_offset_m * np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
-    return RsuLayout(tuple(f"rsu{i}" for i in range(len(s))), xy, float(radius_m))
+    ends = np.cumsum([_shape_len_m(net.getEdge(e).getShape()) for e in ids])     # where each edge ends
+    on = np.minimum(np.searchsorted(ends, s, side="right"), len(ids) - 1)
+    return RsuLayout(tuple(f"rsu{i}" for i in range(len(s))), xy, float(radius_m), tuple(ids[i] for i in on))
 
 
 def _polyline_from(shape: Sequence[tuple[float, float]], s_m: float) -> list[tuple[float, float]]:

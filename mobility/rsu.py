@@ -13,6 +13,7 @@ class RsuLayout:
     ids: tuple[str, ...]
     xy_m: np.ndarray
     radius_m: float
+    edges: tuple[str, ...] = ()         # the road edge each was placed along (placement), else empty
 
     def distances_m(self, vehicle_xy_m: np.ndarray) -> np.ndarray:
         """(n, k) Euclidean distances from each vehicle to each RSU."""

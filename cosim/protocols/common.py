@@ -255,6 +255,7 @@ class RoundProtocol:
             self._optimize_span(r, "")
             for vid in plan.selected:
                 trace.instant(env.now, r, vid, "select", f"share={plan.decisions[vid].bandwidth_share:.4f}")
+            self.dwell.mark_selected(r, plan.selected)
             procs = self.start_round(r, plan)
             over = env.event()
             if self.replan_on:
