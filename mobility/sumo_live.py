@@ -28,7 +28,7 @@ __all__ = ["SumoLive", "RouteState", "sumo_home", "sumo_binary"]
 
 BACKENDS = ("libsumo", "traci")
 _ROOTS = {"SUMO config": ("configuration", "sumoConfiguration"), "net file": ("net",),
-          "route file": ("routes",), "additional file": ("additional", "routes")}
+          "route file": ("routes",), "additional file": ("additional", "add", "routes")}   # SUMO takes <add> too
 
 # the one libsumo session this process may have (libsumo is a process-wide singleton)
 _libsumo_session: "_Session | None" = None

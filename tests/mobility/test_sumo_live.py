@@ -161,3 +161,13 @@ def test_gui_without_a_display_is_one_clear_line(straight_net, monkeypatch):
     with pytest.raises(MobilityInputError, match="needs a display"):
         src.start()
     assert not src.running
+
+
+def test_an_additional_file_with_the_add_root_runs_as_sumo_runs_it(live, straight_net, tmp_path):
+    # SUMO's own examples write additional files as <add> as well as <additional>
+    net, rou = straight_net
+    add = tmp_path / "pois.add.xml"
+    add.write_text('<add><poi id="p0" x="100" y="20" color="1,0,0"/></add>')
+    src = live(1.0, net_file=net, route_files=[rou], additional_files=[add])
+    snaps = [src.start().loaded()] + [src.step().loaded() for _ in range(3)]
+    assert all(s.ids == ("v0",) for s in snaps)
