@@ -109,10 +109,19 @@ class MobilityConfig(_Frozen):
 
 
 class RsuPlacementConfig(_Frozen):
-    """RSUs every spacing_m along road edges (default: the net's longest path); needs a SUMO net."""
+    """RSUs every spacing_m along road edges (default: the net's longest path over roads passenger cars may
+    use); needs a SUMO net."""
 
     spacing_m: PosFloat
     edges: Optional[Annotated[list[str], Field(min_length=1)]] = None
+
+    @field_validator("edges", mode="before")
+    @classmethod
+    def _numeric_ids(cls, value):
+        """OSM edge ids are often numbers, which YAML and --set read as ints: they are ids all the same."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
     first_m: Optional[NonNegFloat] = None
     lateral_offset_m: float = 0.0
 

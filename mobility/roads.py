@@ -43,7 +43,8 @@ def _net_path(net: sumolib.net.Net | str | Path) -> tuple[sumolib.net.Net, str]:
 
 
 def longest_path_edges(net: sumolib.net.Net | str | Path) -> list[str]:
-    """Edge ids of the longest shortest path (by length) between any two junctions of the net.
+    """Edge ids of the longest shortest path (by length) between any two junctions of the net, over the
+    edges passenger cars may use (an OSM net's cycleways and footpaths are not roads for RSUs).
 
     Exact: Dijkstra from every junction (networkx), O(N E log N); ties go to the smallest (from, to)
     junction ids, so the choice is deterministic. Internal (junction) edges are ignored.
@@ -51,6 +52,8 @@ def longest_path_edges(net: sumolib.net.Net | str | Path) -> list[str]:
     net, _ = _net_path(net)
     g = nx.DiGraph()
     for e in net.getEdges(withInternal=False):
+        if not e.allows("passenger"):
+            continue
         u, v, length = e.getFromNode().getID(), e.getToNode().getID(), e.getLength()
         if u != v and (not g.has_edge(u, v) or g[u][v]["weight"] > length):
             g.add_edge(u, v, weight=length, edge_id=e.getID())

@@ -42,7 +42,20 @@ def test_default_path_is_the_longest_shortest_path(tmp_path):
     net = netconvert(tmp_path, "tee", nodes, edges)
 
     assert longest_path_edges(net) == ["ab", "bc"]
-    assert len(rsus_along_path(net, spacing_m=250.0, radius_m=150.0).ids) == 4
+    layout = rsus_along_path(net, spacing_m=250.0, radius_m=150.0)
+    assert len(layout.ids) == 4 and layout.edges == ("ab", "ab", "bc", "bc")
+
+
+def test_default_path_keeps_to_roads_cars_may_use(tmp_path):
+    # a 1 km road a-b-c and, from c, a 2 km cycleway c-e: the longest path overall runs along the cycleway
+    nodes = '<node id="a" x="0" y="0"/><node id="b" x="500" y="0"/><node id="c" x="1000" y="0"/>' \
+            '<node id="e" x="1000" y="2000"/>'
+    edges = "".join(f'<edge id="{u}{v}" from="{u}" to="{v}"/><edge id="{v}{u}" from="{v}" to="{u}"/>'
+                    for u, v in (("a", "b"), ("b", "c")))
+    edges += '<edge id="ce" from="c" to="e" allow="bicycle"/><edge id="ec" from="e" to="c" allow="bicycle"/>'
+    net = netconvert(tmp_path, "cycle", nodes, edges)
+
+    assert longest_path_edges(net) == ["ab", "bc"]
 
 
 def test_remaining_path_follows_the_route_through_the_junction(tmp_path):

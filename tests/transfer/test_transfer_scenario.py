@@ -79,3 +79,10 @@ def test_backhaul_must_reach_every_rsu():
         validate_tree({"name": "t", "backhaul": {"enabled": True, "links": [{"a": "rsu0", "b": "server"}]}}, "t.yaml")
     (line,) = err.value.lines
     assert line.startswith("t.yaml: backhaul = ") and "rsu1" in line and "rsu2" in line
+
+
+def test_numeric_edge_ids_are_ids():
+    # OSM edge ids are often numbers: YAML and --set read them as ints
+    from cosim.scenario import RsuPlacementConfig
+
+    assert RsuPlacementConfig(spacing_m=100.0, edges=[123, "-45", 7]).edges == ["123", "-45", "7"]
