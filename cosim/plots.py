@@ -20,34 +20,60 @@ def _read_rounds(run_dir: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows] for k in rows[0]}
 
 
-def _read_dwell(run_dir: Path) -> tuple[str, list[float], list[float]]:
-    """Predictor name and the (predicted, realized) dwell pairs whose realized value is known."""
+def _run_title(run_dir: Path) -> str:
+    """'name, seed N' from the run's manifest (empty when there is none)."""
+    import json
+
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        return ""
+    manifest = json.loads(path.read_text())
+    return f"{manifest['scenario'].get('name', '')}, seed {manifest.get('seed')}"
+
+
+def _read_dwell(run_dir: Path) -> tuple[str, list[dict]]:
+    """Predictor name and every dwell.csv row."""
     path = run_dir / "dwell.csv"
     if not path.is_file():
-        return "", [], []
+        return "", []
     with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["censored"] == "False"]
-    pairs = [(float(r["predicted_s"]), float(r["realized_s"])) for r in rows]
-    pairs = [(p, q) for p, q in pairs if math.isfinite(p) and math.isfinite(q)]
-    return (rows[0]["predictor"] if rows else ""), [p for p, _ in pairs], [q for _, q in pairs]
+        rows = list(csv.DictReader(fh))
+    return (rows[0]["predictor"] if rows else ""), rows
 
 
 def _plot_dwell(plt, run_dir: Path, out: Path) -> list[Path]:
-    predictor, predicted, realized = _read_dwell(run_dir)
-    if not predicted:
+    predictor, rows = _read_dwell(run_dir)
+    realized_rows = [r for r in rows if r["censored"] == "False"]
+    pairs = [(float(r["predicted_s"]), float(r["realized_s"]), r.get("selected") == "True") for r in realized_rows]
+    finite = [(p, q, s) for p, q, s in pairs if math.isfinite(p) and math.isfinite(q)]
+    if not finite:
         return []
-    errors = sorted(abs(p - q) for p, q in zip(predicted, realized))
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    top = 1.25 * max(realized)           # a nearly stopped vehicle's kinematic prediction is huge: clip it
-    over = sum(p > top for p in predicted)
+    infinite = sum(not math.isfinite(float(r["predicted_s"])) for r in rows)
+    censored = len(rows) - len(realized_rows)
+    boundary = sum(r.get("boundary_exit") == "True" for r in realized_rows)
+    errors = sorted(abs(p - q) for p, q, _ in finite)
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    top = 1.25 * max(q for _, q, _ in finite)   # a nearly stopped vehicle's prediction is huge: clip it
+    over = sum(p > top for p, _, _ in finite)
     ax[0].plot([0, top], [0, top], color="grey", lw=0.8)
-    ax[0].scatter(realized, [min(p, top) for p in predicted], s=8, alpha=0.5)
+    for chosen, colour, what in ((False, "tab:blue", "not selected"), (True, "tab:orange", "selected")):
+        xs = [q for _, q, s in finite if s == chosen]
+        ax[0].scatter(xs, [min(p, top) for p, _, s in finite if s == chosen], s=8, alpha=0.5, color=colour,
+                      label=f"{what} ({len(xs)})")
+    ax[0].plot([], [], " ", label=f"not drawn: {infinite} infinite, {censored} censored")
+    ax[0].plot([], [], " ", label=f"{boundary} ended at the map's boundary")
+    ax[0].legend(fontsize="small", loc="upper left")
     ax[0].set(xlim=(0, top), ylim=(0, top * 1.02), xlabel="realized dwell [s]",
               ylabel="predicted dwell [s]" + (f" ({over} above, drawn at the top)" if over else ""),
-              title=f"{predictor} predictor ({len(predicted)} predictions)")
+              title=f"{predictor} predictor ({len(finite)} of {len(rows)} predictions realized)")
     ax[1].plot(errors, [(i + 1) / len(errors) for i in range(len(errors))])
-    ax[1].set(xlabel="|predicted - realized| [s]", ylabel="fraction of predictions", title="error CDF",
-              xscale="symlog")
+    if errors[-1] > 10.0:      # a long tail: linear below 1 s (most errors), logarithmic above
+        ax[1].set_xscale("symlog", linthresh=1.0)
+        ax[1].set_xlim(0, errors[-1] * 1.5)             # an absolute error is >= 0: no negative ticks
+    else:
+        ax[1].set_xlim(0, max(errors[-1], 1e-3) * 1.05)
+    ax[1].set(xlabel="|predicted - realized| [s]", ylabel="fraction of realized predictions", title="error CDF")
+    fig.suptitle(_run_title(run_dir))
     path = out / "dwell.png"
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -116,14 +142,26 @@ def plot_sweep(sweep_dir: str | Path) -> list[Path]:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write plots/rounds.png (accuracy, loss, latency, energy per round) and, when the run predicted
-    dwell times, plots/dwell.png (predicted vs realized, error CDF); returns the written paths."""
+    """Write plots/rounds.png (accuracy, loss, latency, energy, vehicles selected / completed / dropped /
+    aborted / late, and traffic per round) and, when the run predicted dwell times, plots/dwell.png
+    (predicted vs realized, selected ones marked, what is not drawn counted; error CDF); each titled with
+    the scenario's name and seed. Returns the written paths."""
     plt = _pyplot()
     run_dir = Path(run_dir)
     r = _read_rounds(run_dir)
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
-    fig, ax = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    fig, ax = plt.subplots(2, 3, figsize=(15, 7), constrained_layout=True)
+    for key, marker in (("selected", "o"), ("completed", "."), ("dropped", "s"), ("aborted", "x"), ("late", "v")):
+        if key in r:
+            ax[0, 2].plot(r["round"], r[key], marker=marker, label=key)
+    ax[0, 2].set(xlabel="round", ylabel="vehicles", title="vehicles per round")
+    ax[0, 2].legend(fontsize="small")
+    for key in ("bytes_up", "bytes_down"):
+        ax[1, 2].plot(r["round"], [b / 1e6 for b in r[key]], marker=".", label=key.replace("bytes_", ""))
+    ax[1, 2].set(xlabel="round", ylabel="MB", title="traffic per round")
+    ax[1, 2].legend()
+    fig.suptitle(_run_title(run_dir))
     ax[0, 0].plot(r["t_end_s"], r["accuracy"], marker=".")
     ax[0, 0].set(xlabel="simulated time [s]", ylabel="test accuracy", title="learning curve")
     ax[0, 1].plot(r["round"], r["loss"], marker=".")
