@@ -27,6 +27,7 @@ from .errors import MobilityInputError, one_line, require_xml, xml_root_tag
 __all__ = ["SumoLive", "RouteState", "sumo_home", "sumo_binary"]
 
 BACKENDS = ("libsumo", "traci")
+STOPPED_MPS = 0.1       # below this a vehicle counts as stopped (SUMO's own halting threshold)
 _ROOTS = {"SUMO config": ("configuration", "sumoConfiguration"), "net file": ("net",),
           "route file": ("routes",), "additional file": ("additional", "add", "routes")}   # SUMO takes <add> too
 
@@ -428,15 +429,48 @@ class SumoLive(MobilitySource):
         return remaining_path_xy(load_net(self.net_file), st.edges, st.route_index, st.lane_id, st.lane_pos_m)
 
     def route_dwell_s(self, vid: str, rsu_xy_m: np.ndarray, radius_m: float) -> float:
-        """`dwell.route_dwell_s` for a vehicle of the last snapshot at its current speed."""
+        """`dwell.route_dwell_s` for a vehicle of the last snapshot along its remaining route: at its current
+        speed while it moves; a stopped one (below STOPPED_MPS: at a light, in a queue) first waits until
+        the next traffic light on its route turns green for it (`red_wait_s`), then drives at its lane's
+        allowed speed. Finite for every vehicle with a route to drive."""
         from .dwell import route_dwell_s
 
         path = self.remaining_path_xy(vid)      # checks that the vehicle is in the last snapshot
+        api = self._session.api
         try:
-            speed = float(self._session.api.vehicle.getSpeed(vid))
+            speed = float(api.vehicle.getSpeed(vid))
+            if speed >= STOPPED_MPS:
+                return route_dwell_s(path, speed, rsu_xy_m, radius_m)
+            wait_s = self.red_wait_s(vid)
+            speed = float(api.vehicle.getAllowedSpeed(vid))
         except self._errors as e:
-            raise self._fail(f"reading the speed of {vid!r}", e) from None
-        return route_dwell_s(path, speed, rsu_xy_m, radius_m)
+            raise self._fail(f"in the route dwell of {vid!r}", e) from None
+        drive_s = route_dwell_s(path, max(speed, STOPPED_MPS), rsu_xy_m, radius_m)
+        return drive_s if drive_s == 0.0 else wait_s + drive_s
+
+    def red_wait_s(self, vid: str) -> float:
+        """Seconds until the next traffic light on the vehicle's route shows it green (0 when it does now
+        or there is none), from the light's program: the rest of the current phase, then whole phases."""
+        api = self._session.api
+        ahead = api.vehicle.getNextTLS(vid)
+        if not ahead:
+            return 0.0
+        tls, link, _, state = ahead[0]
+        if state in "gG":
+            return 0.0
+        program = api.trafficlight.getProgram(tls)
+        logic = next((lg for lg in api.trafficlight.getAllProgramLogics(tls)
+                      if lg.programID == program), None)
+        wait = float(api.trafficlight.getNextSwitch(tls)) - float(api.simulation.getTime())
+        if logic is None or not logic.phases:
+            return max(wait, 0.0)
+        phases, cur = logic.phases, int(api.trafficlight.getPhase(tls))
+        for k in range(1, len(phases) + 1):           # the phases after the current one, in order
+            phase = phases[(cur + k) % len(phases)]
+            if phase.state[link] in "gG":
+                return max(wait, 0.0)
+            wait += float(phase.duration)
+        return max(wait, 0.0)                         # never green for it: one whole cycle, a bound
 
 
 def sumo_angle_to_heading_rad(angle_deg: np.ndarray) -> np.ndarray:

@@ -171,3 +171,45 @@ def test_an_additional_file_with_the_add_root_runs_as_sumo_runs_it(live, straigh
     src = live(1.0, net_file=net, route_files=[rou], additional_files=[add])
     snaps = [src.start().loaded()] + [src.step().loaded() for _ in range(3)]
     assert all(s.ids == ("v0",) for s in snaps)
+
+
+def _red_light_run(live, tmp_path, backend):
+    """A car on a-b-c stops at b's light (red until t = 55 s, then green), with an RSU beside b."""
+    from sumo_testnets import netconvert
+
+    net = netconvert(tmp_path, "tls", '<node id="a" x="0" y="0"/><node id="b" x="300" y="0" type="traffic_light"/>'
+                     '<node id="c" x="800" y="0"/>',
+                     '<edge id="ab" from="a" to="b" numLanes="1" speed="13.89"/>'
+                     '<edge id="bc" from="b" to="c" numLanes="1" speed="13.89"/>')
+    add = tmp_path / "tls.add.xml"
+    add.write_text('<additional><tlLogic id="b" type="static" programID="red_then_green" offset="0">'
+                   '<phase duration="55" state="r"/><phase duration="300" state="G"/></tlLogic></additional>')
+    rou = tmp_path / "tls.rou.xml"
+    car = '<vType id="car" sigma="0" speedFactor="1" speedDev="0" accel="2.6" decel="4.5" length="5"/>'
+    rou.write_text(f'<routes>{car}<vehicle id="v0" type="car" depart="0" departSpeed="max">'
+                   '<route edges="ab bc"/></vehicle></routes>')
+    return live(1.0, net_file=net, route_files=[rou], additional_files=[add], backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_a_car_waiting_at_a_red_light_gets_a_finite_route_dwell_near_the_truth(live, tmp_path, backend):
+    # Prepare: the RSU's disc (radius 200 m around (300, 20)) reaches to x = 499 on bc
+    src = _red_light_run(live, tmp_path, backend)
+    rsu, radius = np.array([300.0, 20.0]), 200.0
+    snap = src.start()
+    predicted, green_at = {}, set()
+    while snap.t_s < 120:
+        snap = src.step()
+        t = snap.t_s
+        if t in (30.0, 40.0, 50.0):                     # stopped at the light since about t = 23 s
+            green_at.add(t + src.red_wait_s("v0"))
+            predicted[t] = src.route_dwell_s("v0", rsu, radius)
+        if "v0" in snap.ids and np.hypot(*(snap.xy_m[0] - rsu)) > radius and t > 55:
+            exit_s = t
+            break
+    # Assert: finite, and within 5 s of the realized dwell (the car's start-up acceleration is not modelled)
+    assert set(predicted) == {30.0, 40.0, 50.0}
+    (green,) = green_at                                  # the same switch time from every tick
+    assert abs(green - 55.0) <= 1.0
+    for t, p in predicted.items():
+        assert np.isfinite(p) and abs(p - (exit_s - t)) <= 5.0, (t, p, exit_s)
