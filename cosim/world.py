@@ -7,12 +7,13 @@ tick, vectorized over vehicles.
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Optional
 
 import numpy as np
 import simpy
 
 from mobility.base import MobilityError, MobilitySnapshot
-from mobility.dwell import kinematic_dwell_s
+from mobility.dwell import FLOOR_MPS, SMOOTHING_S, STOPPED_MPS, kinematic_dwell_s
 from mobility.rsu import RsuLayout, associate, associate_strongest
 
 from .radio import RadioParams, RadioState  # noqa: F401  (RadioParams: re-export)
@@ -73,6 +74,7 @@ class World:
         self._rsu_idx = np.zeros(0, dtype=int)
         self._d_assoc = np.zeros(0)
         self._gain = np.zeros(0)
+        self._v_smooth = np.zeros((0, 2))      # each vehicle's smoothed velocity from its ticks (NaN: unknown)
         self.radio_state = RadioState(env, radio, len(rsus.ids), step_s, rsus.xy_m, rsus.radius_m)
 
     def _row_of(self, vid: str) -> int:
@@ -149,6 +151,7 @@ class World:
         gain = self.radio_state.gains(dist, rsu_idx)
         for i in np.flatnonzero(previous != rsu_idx):
             self._coverage_event(t, ids[i], int(previous[i]), int(rsu_idx[i]))
+        self._smooth_velocity(snap, prev)
         self.snapshot = snap
         self._rsu_idx, self._d_assoc, self._gain = rsu_idx, d_assoc, gain
         for listener in self.tick_listeners:
@@ -163,6 +166,32 @@ class World:
     def serving_distances_m(self) -> np.ndarray:
         """Each vehicle's distance to its RSU (inf: uncovered), in the snapshot's row order."""
         return self._d_assoc
+
+    def _smooth_velocity(self, snap: MobilitySnapshot, prev: Optional[tuple]) -> None:
+        """Each vehicle's velocity from its displacement since the last tick, smoothed with an exponential
+        filter of time constant SMOOTHING_S (what the kinematic dwell rule falls back on for a vehicle that
+        has stopped); a new vehicle's is unknown (NaN) until its second tick."""
+        old = self.snapshot
+        dt = snap.t_s - old.t_s
+        if not len(old.ids) or dt <= 0:
+            self._v_smooth = np.full((len(snap.ids), 2), np.nan)
+            return
+        alpha = 1.0 - np.exp(-dt / SMOOTHING_S)
+        if prev is None:                       # the same vehicles in the same rows: no gathers
+            held = self._v_smooth
+            inst = (snap.xy_m - old.xy_m) / dt
+            held += alpha * (inst - held)       # in place; NaN (new last tick) stays NaN here...
+            fresh = np.isnan(held[:, 0])
+            if fresh.any():                     # ...and takes its first displacement instead
+                held[fresh] = inst[fresh]
+            return
+        rows = prev[1]
+        has = rows >= 0
+        smooth = np.full((len(snap.ids), 2), np.nan)
+        inst = (snap.xy_m[has] - old.xy_m[rows[has]]) / dt
+        held = self._v_smooth[rows[has]]
+        smooth[has] = np.where(np.isnan(held), inst, held + alpha * (inst - held))
+        self._v_smooth = smooth
 
     def _depart(self, t: float, vid: str) -> None:
         veh = self.vehicles.pop(vid)
@@ -194,11 +223,22 @@ class World:
         return [self.vehicles[ids[i]] for i in np.flatnonzero(self._rsu_idx >= 0)]
 
     def dwell_s(self, vehicles: list[Vehicle]) -> np.ndarray:
-        """Kinematic remaining dwell time in the current RSU's coverage, per vehicle."""
+        """Kinematic remaining dwell time in the current RSU's coverage, per vehicle: a straight line at its
+        velocity; a stopped vehicle (below STOPPED_MPS) along its smoothed velocity at no less than
+        FLOOR_MPS, so that one waiting at a light or in a queue gets a finite dwell. Only a vehicle that has
+        not moved since it appeared (no direction to go) keeps an infinite one."""
         if not vehicles:
             return np.zeros(0)
         rows = [self._row_of(v.id) for v in vehicles]
         xy, vel = self.snapshot.xy_m[rows], self.snapshot.velocity_mps(rows)
+        stopped = np.hypot(vel[:, 0], vel[:, 1]) < STOPPED_MPS
+        if stopped.any():
+            smooth = self._v_smooth[rows][stopped]
+            speed = np.hypot(smooth[:, 0], smooth[:, 1])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                fallback = smooth * (np.maximum(speed, FLOOR_MPS) / speed)[:, None]
+            vel = vel.copy()
+            vel[stopped] = np.where((speed > 0)[:, None], fallback, vel[stopped])   # NaN or 0: it stays put
         centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
         return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
 

@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+STOPPED_MPS = 0.1      # below this a vehicle counts as stopped (SUMO's halting threshold)
+# The kinematic rule for a stopped vehicle: its velocity smoothed over the last SMOOTHING_S (exponential
+# filter of its displacements per tick), at no less than FLOOR_MPS: a queue moves on at walking pace or more
+SMOOTHING_S = 10.0
+FLOOR_MPS = 1.0
+
 
 def kinematic_dwell_s(xy_m: np.ndarray, velocity_mps: np.ndarray, rsu_xy_m: np.ndarray, radius_m: float) -> np.ndarray:
     """Constant velocity until the coverage circle: largest t with |p + v t - c| = r (papers' rule).

@@ -27,7 +27,6 @@ from .errors import MobilityInputError, one_line, require_xml, xml_root_tag
 __all__ = ["SumoLive", "RouteState", "sumo_home", "sumo_binary"]
 
 BACKENDS = ("libsumo", "traci")
-STOPPED_MPS = 0.1       # below this a vehicle counts as stopped (SUMO's own halting threshold)
 _ROOTS = {"SUMO config": ("configuration", "sumoConfiguration"), "net file": ("net",),
           "route file": ("routes",), "additional file": ("additional", "add", "routes")}   # SUMO takes <add> too
 
@@ -433,7 +432,7 @@ class SumoLive(MobilitySource):
         speed while it moves; a stopped one (below STOPPED_MPS: at a light, in a queue) first waits until
         the next traffic light on its route turns green for it (`red_wait_s`), then drives at its lane's
         allowed speed. Finite for every vehicle with a route to drive."""
-        from .dwell import route_dwell_s
+        from .dwell import STOPPED_MPS, route_dwell_s
 
         path = self.remaining_path_xy(vid)      # checks that the vehicle is in the last snapshot
         api = self._session.api

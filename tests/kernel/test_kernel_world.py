@@ -3,6 +3,7 @@ back (after a teleport) keeps its client; departed vehicles keep their last valu
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import simpy
 
 from channel.seed import free_space_gain_at_1m
@@ -81,3 +82,25 @@ def test_fit_to_dwell_drops_the_worst_miss_and_replans_until_every_vehicle_fits(
     assert kept == ["a", "c"] and late == {"b": 12.0}
     kept, late = fit_to_dwell(["a", "b"], {"a": 20.0, "b": 9.0}, plan_for)
     assert kept == ["a", "b"] and late == {}
+
+
+def test_kinematic_dwell_of_a_stopped_vehicle_follows_its_smoothed_velocity():
+    # Prepare: "a" drives east at 10 m/s for 5 ticks, then stands still for 10; "p" never moves
+    from mobility.dwell import FLOOR_MPS, SMOOTHING_S
+
+    rsus = RsuLayout(("r0",), np.array([[0.0, 0.0]]), 200.0)
+    radio = RadioParams(free_space_gain_at_1m(5.9e9), 2.5, -174.0, streams=RngStreams(1))
+    w = World(simpy.Environment(), rsus, radio, Trace("rounds"), num_clients=2)
+    x = 0.0
+    for t in range(16):
+        moving = t < 5
+        x = 10.0 * min(t, 4)
+        w.apply(MobilitySnapshot(float(t), ("a", "p"), np.array([[x, 0.0], [50.0, 0.0]]),
+                                 np.array([10.0 if moving else 0.0, 0.0]), np.zeros(2)))
+    # Execute
+    dwell = w.dwell_s([w.vehicles["a"], w.vehicles["p"]])
+    # Assert: a's smoothed speed decayed for 11 ticks from 10 m/s (never below the floor here); p stays put
+    speed = 10.0 * np.exp(-11.0 / SMOOTHING_S)
+    assert speed > FLOOR_MPS
+    assert dwell[0] == pytest.approx((200.0 - 40.0) / speed, rel=1e-9)
+    assert np.isinf(dwell[1])
