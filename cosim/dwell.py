@@ -17,13 +17,15 @@ from typing import Callable, Optional
 import numpy as np
 
 from mobility.base import MobilitySource
+from mobility.dwell import serving_dwell_s
 from mobility.fcd import FcdTracks
 
 from .world import Vehicle, World
 
 DWELL_FIELDS = ("t_s", "round", "vehicle", "rsu", "predictor", "predicted_s", "realized_s", "censored",
-                "lower_bound_s", "selected", "boundary_exit")
-_REALIZED, _CENSORED, _LOWER, _SELECTED, _BOUNDARY = 6, 7, 8, 9, 10
+                "lower_bound_s", "selected", "boundary_exit", "predicted_serving_s", "realized_serving_s")
+_REALIZED, _CENSORED, _LOWER, _SELECTED, _BOUNDARY, _PRED_SERVING, _SERVING = 6, 7, 8, 9, 10, 11, 12
+MAX_TRACK_TICKS = 3600          # how far ahead the serving dwell's predicted track goes
 
 
 @dataclass
@@ -33,19 +35,32 @@ class _Open:
 
 
 class DwellBook:
-    """Makes predictions with one predictor and closes them as the World moves."""
+    """Makes predictions with one predictor and closes them as the World moves.
+
+    Two definitions of a dwell, both predicted and realized: until the vehicle leaves its RSU's coverage
+    disc (`predicted_s`, `realized_s`), and until its serving RSU changes (`predicted_serving_s`,
+    `realized_serving_s`: a handover, or the coverage lost; what a transfer survives under
+    `on_handover: abort`). The serving one is predicted from the predictor's track of the vehicle's future
+    positions at the mobility ticks (a straight line, the SUMO route, the recorded future) with the World's
+    association rule (nearest in range, `hysteresis_m`), and realized at the tick of the change.
+    `definition` says which one `predict` returns for selection.
+    """
 
     def __init__(self, world: World, predictor: str, route_fn: Optional[Callable] = None,
-                 tracks: Optional[FcdTracks] = None):
-        self.world, self.predictor = world, predictor
-        self.route_fn, self.tracks = route_fn, tracks
+                 tracks: Optional[FcdTracks] = None, definition: str = "coverage",
+                 plan_fn: Optional[Callable] = None):
+        self.world, self.predictor, self.definition = world, predictor, definition
+        self.route_fn, self.tracks, self.plan_fn = route_fn, tracks, plan_fn
         self.rows: list[list] = []
         self._open: dict[tuple[str, int], list[_Open]] = {}
+        self._serving_open: dict[tuple[str, int], list[_Open]] = {}
         self._by_round: dict[tuple[int, str], int] = {}     # (round, vehicle) -> its latest row
         self._last: dict[tuple[str, int], tuple[float, np.ndarray]] = {}   # (t, xy) at the previous tick
+        world.rsu_listeners.append(self._serving_changed)
 
     def predict(self, round_: int, vehicles: list[Vehicle]) -> np.ndarray:
-        """Remaining dwell (s) of each vehicle in its current RSU's coverage; records each prediction."""
+        """Remaining dwell (s) of each vehicle by `definition` (in its RSU's coverage, or until its serving RSU
+        changes); records both predictions."""
         w = self.world
         t = w.env.now
         since_tick_s = t - w.t_tick_s          # positions are as of the last tick; the clock has moved on
@@ -57,17 +72,72 @@ class DwellBook:
         else:
             pred = np.array([self.tracks.oracle_dwell_s(v.id, t, w.rsus.xy_m[v.rsu], w.rsus.radius_m)
                              for v in vehicles])
-        for v, p in zip(vehicles, pred):
+        serving = self._serving(vehicles, pred + since_tick_s, t)
+        for v, p, q in zip(vehicles, pred, serving):
             key, rsu_id = (v.id, v.rsu), w.rsus.ids[v.rsu]
             self.rows.append([float(t), round_, v.id, rsu_id, self.predictor, float(p), float("nan"), True,
-                              float("nan"), False, False])
+                              float("nan"), False, False, float(q), float("nan")])
+            self._serving_open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
             self._by_round[(round_, v.id)] = len(self.rows) - 1
             w.trace.instant(t, round_, v.id, "dwell.predict", f"{rsu_id} {self.predictor} predicted_s={p:.6g}")
             if w.trace.wants_counters:
                 w.trace.counter(t, v.id, "dwell_predicted_s", p)
             self._open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
             self._last.setdefault(key, (w.t_tick_s, v.xy_m))
-        return pred
+        return serving if self.definition == "serving" else pred
+
+    def _serving(self, vehicles: list[Vehicle], coverage_from_tick_s: np.ndarray, t_now: float) -> np.ndarray:
+        """Each vehicle's predicted time from now to the tick its serving RSU changes, on its predicted track."""
+        w = self.world
+        step, t0 = w.step_s, w.t_tick_s
+        out = np.full(len(vehicles), np.inf)
+        kin = w.kinematic_velocity(vehicles) if self.predictor == "kinematic" and vehicles else None
+        for i, v in enumerate(vehicles):
+            horizon = coverage_from_tick_s[i]
+            if not np.isfinite(horizon):            # it stays in coverage: no change to predict either
+                if self.predictor != "oracle":
+                    continue
+                horizon = MAX_TRACK_TICKS * step
+            k = np.arange(1, min(int(np.ceil(horizon / step)) + 2, MAX_TRACK_TICKS) + 1)
+            ticks = t0 + k * step
+            xy = self._track(v, i, kin, ticks)
+            if xy is None:
+                continue
+            change = serving_dwell_s(np.concatenate([[t0], ticks]), np.vstack([v.xy_m, xy]), v.rsu, w.rsus.xy_m,
+                                     w.rsus.radius_m, w.hysteresis_m)
+            out[i] = max(t0 + change - t_now, 0.0)
+        return out
+
+    def _track(self, v: Vehicle, i: int, kin, ticks: np.ndarray) -> Optional[np.ndarray]:
+        """The predictor's positions of vehicle v at `ticks` (far away once it would have vanished)."""
+        t0 = self.world.t_tick_s
+        gone = np.full(2, 1e12)
+        if self.predictor == "kinematic":
+            xy0, vel = kin[0][i], kin[1][i]
+            return xy0 + np.outer(ticks - t0, vel)
+        if self.predictor == "route":
+            if self.plan_fn is None:
+                return None
+            path, speed, wait = self.plan_fn(v.id)
+            seg = np.sqrt((np.diff(path, axis=0) ** 2).sum(axis=1))
+            at = np.concatenate([[0.0], np.cumsum(seg)])
+            s = np.maximum(ticks - t0 - wait, 0.0) * speed
+            xy = np.column_stack([np.interp(s, at, path[:, 0]), np.interp(s, at, path[:, 1])])
+            xy[s > at[-1]] = gone                     # past its route's end: it has vanished
+            return xy
+        times, track = self.tracks.track(v.id)
+        if times is None:
+            return None
+        xy = np.column_stack([np.interp(ticks, times, track[:, 0]), np.interp(ticks, times, track[:, 1])])
+        xy[ticks > times[-1] + 1e-9] = gone
+        return xy
+
+    def _serving_changed(self, vid: str, old: int, new: int) -> None:
+        """World.rsu_listeners: the vehicle's serving RSU changed from `old` at this tick."""
+        if old < 0:
+            return
+        for item in self._serving_open.pop((vid, old), []):
+            self.rows[item.index][_SERVING] = max(self.world.t_tick_s - item.t_s, 0.0)
 
     def mark_selected(self, round_: int, vehicle_ids) -> None:
         """Mark the rows of round `round_`'s predictions for the vehicles the round selected."""
@@ -93,6 +163,8 @@ class DwellBook:
             boundary = veh is None
             if boundary:
                 t_exit = t_prev
+                for item in self._serving_open.pop(key, []):     # gone at this tick: its association too
+                    self.rows[item.index][_SERVING] = max(t_now - item.t_s, 0.0)
             else:
                 center = w.rsus.xy_m[rsu]
                 if np.linalg.norm(veh.xy_m - center) <= w.rsus.radius_m:

@@ -229,6 +229,13 @@ class World:
         not moved since it appeared (no direction to go) keeps an infinite one."""
         if not vehicles:
             return np.zeros(0)
+        xy, vel = self.kinematic_velocity(vehicles)
+        centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
+        return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
+
+    def kinematic_velocity(self, vehicles: list[Vehicle]) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, velocities) as of the last tick that the kinematic rule extrapolates: the velocity, or
+        for a stopped vehicle its smoothed one at no less than FLOOR_MPS (zero if it never moved)."""
         rows = [self._row_of(v.id) for v in vehicles]
         xy, vel = self.snapshot.xy_m[rows], self.snapshot.velocity_mps(rows)
         stopped = np.hypot(vel[:, 0], vel[:, 1]) < STOPPED_MPS
@@ -239,8 +246,7 @@ class World:
                 fallback = smooth * (np.maximum(speed, FLOOR_MPS) / speed)[:, None]
             vel = vel.copy()
             vel[stopped] = np.where((speed > 0)[:, None], fallback, vel[stopped])   # NaN or 0: it stays put
-        centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
-        return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
+        return xy, vel
 
     def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str,
                    fading: float = 1.0) -> float:

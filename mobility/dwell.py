@@ -86,3 +86,22 @@ def oracle_dwell_s(track_times_s: np.ndarray, track_xy_m: np.ndarray, t_now_s: f
         return float(times[-1] - t_now_s)
     k, frac = hit
     return float(times[k] + frac * (times[k + 1] - times[k]) - t_now_s)
+
+
+def serving_dwell_s(times_s: np.ndarray, xy_m: np.ndarray, current: int, rsu_xy_m: np.ndarray, radius_m: float,
+                    hysteresis_m: float = 0.0) -> float:
+    """Time from times_s[0] to the first sample at which the association rule (`mobility.rsu.associate`:
+    nearest RSU in range, the current one kept while in range and within `hysteresis_m` of the nearest)
+    leaves RSU `current`, along a track of positions at `times_s` (n,) -- a vehicle's future positions at
+    the mobility ticks, where the World associates. inf if it never does; the end of the track counts as
+    a change when the track ends before the vehicle left (it vanishes)."""
+    t = np.asarray(times_s, dtype=float)
+    xy = np.asarray(xy_m, dtype=float).reshape(-1, 2)
+    if t.size == 0:
+        return 0.0
+    d = np.sqrt(((xy[:, None, :] - np.asarray(rsu_xy_m, dtype=float)[None]) ** 2).sum(axis=2))
+    d_near = np.where(d <= radius_m, d, np.inf).min(axis=1)
+    d_cur = d[:, current]
+    keep = (d_cur <= radius_m) & (d_cur <= d_near + hysteresis_m)
+    change = np.flatnonzero(~keep)
+    return float(t[change[0]] - t[0]) if change.size else float("inf")

@@ -432,20 +432,28 @@ class SumoLive(MobilitySource):
         speed while it moves; a stopped one (below STOPPED_MPS: at a light, in a queue) first waits until
         the next traffic light on its route turns green for it (`red_wait_s`), then drives at its lane's
         allowed speed. Finite for every vehicle with a route to drive."""
-        from .dwell import STOPPED_MPS, route_dwell_s
+        from .dwell import route_dwell_s
+
+        path, speed, wait_s = self.route_plan(vid)
+        drive_s = route_dwell_s(path, speed, rsu_xy_m, radius_m)
+        return drive_s if drive_s == 0.0 else wait_s + drive_s
+
+    def route_plan(self, vid: str) -> tuple[np.ndarray, float, float]:
+        """(remaining path (m, 2), speed [m/s], wait [s]) that the route predictor drives: the current speed
+        and no wait while the vehicle moves; for a stopped one the wait for the next light's green and its
+        lane's allowed speed."""
+        from .dwell import STOPPED_MPS
 
         path = self.remaining_path_xy(vid)      # checks that the vehicle is in the last snapshot
         api = self._session.api
         try:
             speed = float(api.vehicle.getSpeed(vid))
             if speed >= STOPPED_MPS:
-                return route_dwell_s(path, speed, rsu_xy_m, radius_m)
+                return path, speed, 0.0
             wait_s = self.red_wait_s(vid)
-            speed = float(api.vehicle.getAllowedSpeed(vid))
+            return path, max(float(api.vehicle.getAllowedSpeed(vid)), STOPPED_MPS), wait_s
         except self._errors as e:
             raise self._fail(f"in the route dwell of {vid!r}", e) from None
-        drive_s = route_dwell_s(path, max(speed, STOPPED_MPS), rsu_xy_m, radius_m)
-        return drive_s if drive_s == 0.0 else wait_s + drive_s
 
     def red_wait_s(self, vid: str) -> float:
         """Seconds until the next traffic light on the vehicle's route shows it green (0 when it does now

@@ -26,6 +26,9 @@ class ProtocolConfig(Frozen):
     selection: str = "random"
     min_dwell_s: NonNegFloat = 0.0
     dwell_predictor: Literal["kinematic", "route", "oracle"] = "kinematic"
+    # the dwell selection ranks: until the vehicle leaves coverage, or until its serving RSU changes (what a
+    # transfer survives under rsus.on_handover 'abort'); dwell.csv has both either way
+    dwell_definition: Literal["coverage", "serving"] = "coverage"
     start_s: NonNegFloat = 0.0                              # first round starts at or after this time
     round_interval_s: Optional[PosFloat] = None             # a round starts at least this long after the last
     optimizer: str = "baseline"                             # the round's resource allocation

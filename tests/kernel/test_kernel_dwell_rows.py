@@ -54,3 +54,37 @@ def test_rsus_csv_has_every_rsu(tmp_path):
     with open(tmp_path / "run" / "rsus.csv", newline="") as fh:
         assert list(csv.DictReader(fh)) == [{"rsu": "rsu0", "x_m": "0.0", "y_m": "0.0", "radius_m": "200.0",
                                              "edge": ""}]
+
+
+HANDOVER = {
+    "name": "handover", "seed": 2, "duration_s": 40,
+    "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+        {"id": "a", "x_m": 10.0, "speed_mps": 15.0}]}},
+    # overlapping discs: a hands over to rsu1 (nearer, by more than the hysteresis) well before it leaves
+    # rsu0's coverage at x = 300
+    "rsus": {"positions_m": [[0.0, 0.0], [400.0, 0.0]], "coverage_radius_m": 300.0, "hysteresis_m": 20.0},
+    "protocol": {"rounds": 7, "vehicles_per_round": 1, "selection": "dwell", "round_interval_s": 3.0},
+}
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("predictor", ["kinematic", "oracle"])
+def test_serving_dwell_is_realized_at_the_handover_and_predicted_on_the_ticks(tmp_path, predictor):
+    tree = {**HANDOVER, "protocol": {**HANDOVER["protocol"], "dwell_predictor": predictor,
+                                     "dwell_definition": "serving"}}
+    run_scenario(validate_tree(tree, "ho.yaml"), tmp_path / "run")
+    rows = _rows(tmp_path / "run")
+    instants = pq.read_table(tmp_path / "run" / "instants.parquet").to_pylist()
+    (handover,) = [i for i in instants if i["kind"] == "handover" and i["actor"] == "a"]
+    assert handover["detail"] == "rsu0->rsu1"
+    # x = 10 + 15 t: nearer rsu1 by 20 m once x > 210, i.e. at the tick t = 14; rsu0's disc ends at x = 300
+    assert handover["t_s"] == 14.0
+    at_rsu0 = [r for r in rows if r["rsu"] == "rsu0"]
+    assert at_rsu0
+    for r in at_rsu0:
+        t = float(r["t_s"])
+        assert float(r["realized_serving_s"]) == handover["t_s"] - t        # the tick of the change
+        assert float(r["predicted_serving_s"]) == pytest.approx(handover["t_s"] - t, abs=1e-9)
+        assert float(r["realized_s"]) == pytest.approx((300.0 - 10.0) / 15.0 - t, rel=1e-9)   # coverage

@@ -37,6 +37,10 @@ def test_quickstart_on_sumo_runs_and_records_dwell(tmp_path):
     # brakes in traffic after the prediction (it assumes the speed it sees)
     errors = sorted(abs(float(r["predicted_s"]) - float(r["realized_s"])) for r in closed)
     assert errors[len(errors) // 2] <= 0.2 and sum(e > 1.0 + 1e-9 for e in errors) <= len(errors) // 50
+    # the serving RSU's change, predicted on the route at the ticks: mostly the very tick
+    served = [r for r in rows if r["realized_serving_s"] != "nan"]
+    serving = sorted(abs(float(r["predicted_serving_s"]) - float(r["realized_serving_s"])) for r in served)
+    assert served and serving[len(serving) // 2] == 0.0 and serving[-1] <= 2.0
     # cosim plot draws the predictions against the realized values
     assert main(["plot", str(tmp_path / "run")]) == 0
     png = (tmp_path / "run" / "plots" / "dwell.png").read_bytes()
