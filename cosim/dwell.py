@@ -125,8 +125,9 @@ class DwellBook:
             xy = np.column_stack([np.interp(s, at, path[:, 0]), np.interp(s, at, path[:, 1])])
             xy[s > at[-1]] = gone                     # past its route's end: it has vanished
             return xy
-        times, track = self.tracks.track(v.id)
-        if times is None:
+        try:
+            times, track = self.tracks.track(v.id)
+        except KeyError:                              # never recorded
             return None
         xy = np.column_stack([np.interp(ticks, times, track[:, 0]), np.interp(ticks, times, track[:, 1])])
         xy[ticks > times[-1] + 1e-9] = gone

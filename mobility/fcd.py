@@ -180,10 +180,6 @@ class FcdTracks:
     def ids(self) -> tuple[str, ...]:
         return tuple(sorted(self._tracks))
 
-    def track(self, vid: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(times, positions) of a vehicle's whole recorded trajectory; (None, None) if never recorded."""
-        return self._tracks.get(vid, (None, None))
-
     def track(self, vid: str) -> tuple[np.ndarray, np.ndarray]:
         """(times_s (n,), xy_m (n, 2)) of a vehicle; KeyError naming the id and file if unknown."""
         try:
