@@ -140,6 +140,11 @@ class DwellBook:
         for item in self._serving_open.pop((vid, old), []):
             self.rows[item.index][_SERVING] = max(self.world.t_tick_s - item.t_s, 0.0)
 
+    @property
+    def pending(self) -> bool:
+        """Whether some prediction is still open (either definition)."""
+        return bool(self._open) or any(self._serving_open.values())
+
     def mark_selected(self, round_: int, vehicle_ids) -> None:
         """Mark the rows of round `round_`'s predictions for the vehicles the round selected."""
         for vid in vehicle_ids:

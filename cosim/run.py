@@ -82,7 +82,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     protocol_class = registry.scheme(sc.protocol.scheme).protocol
     proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
     try:
-        sim.run(proto.process())
+        sim.run(_then_realize(proto.process(), sim, dwell) if sc.output.realize_dwells else proto.process())
     except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
         if sim.env.now > 0 or sim.trace.spans or proto.rounds:  # something ran: keep it; else no run dir
             sim.status, sim.failure = "input-error", str(exc)
@@ -105,6 +105,14 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     result = write_run(run_dir, sc, sim, proto, dwell)
     result.task = task
     return result
+
+
+def _then_realize(rounds, sim: Simulation, dwell: DwellBook):
+    """The protocol's rounds, then mobility ticks until no dwell prediction is open, within duration_s."""
+    yield from rounds
+    env = sim.env
+    while dwell.pending and env.now + sim.world.step_s < sim.duration_s:
+        yield env.timeout(sim.world.step_s)
 
 
 # what a run may write: cleared first when a run directory is reused, so no file of an older run lingers

@@ -481,6 +481,9 @@ class OutputConfig(_Frozen):
     plots: bool = False
     snapshots: bool = False       # snapshots/round-NNNN.json: each round's optimizer input (`cosim optimize`)
     positions: bool = False       # positions.parquet: every vehicle's position, RSU, distance and link state per tick
+    # a dwell study: after the last round, mobility runs on (within duration_s) until every dwell prediction
+    # is realized, so that fewer rows are censored
+    realize_dwells: bool = False
 
 
 class Scenario(_Frozen):

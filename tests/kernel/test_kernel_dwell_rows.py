@@ -88,3 +88,17 @@ def test_serving_dwell_is_realized_at_the_handover_and_predicted_on_the_ticks(tm
         assert float(r["realized_serving_s"]) == handover["t_s"] - t        # the tick of the change
         assert float(r["predicted_serving_s"]) == pytest.approx(handover["t_s"] - t, abs=1e-9)
         assert float(r["realized_s"]) == pytest.approx((300.0 - 10.0) / 15.0 - t, rel=1e-9)   # coverage
+
+
+def test_a_dwell_study_runs_mobility_on_until_the_dwells_are_realized(tmp_path):
+    # 3 rounds end at about t = 8, before "a" leaves at t = 15; "c" never leaves, so the run goes to duration_s
+    tree = {**TREE, "protocol": {**TREE["protocol"], "rounds": 3}}
+    short = run_scenario(validate_tree(tree, "rows.yaml"), tmp_path / "short")
+    study = run_scenario(validate_tree({**tree, "output": {"realize_dwells": True}}, "rows.yaml"), tmp_path / "study")
+    assert short.summary["sim_time_s"] < 15.0
+    assert any(r["vehicle"] == "a" and r["censored"] == "True" for r in _rows(tmp_path / "short"))
+    rows = _rows(tmp_path / "study")
+    assert study.status == "completed" and 38.0 <= study.summary["sim_time_s"] < 40.0
+    assert all(r["censored"] == "False" for r in rows if r["vehicle"] == "a")
+    assert all(r["censored"] == "True" for r in rows if r["vehicle"] == "c")
+    assert len(study.rounds) == 3
