@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="keep run directories that already hold their run, finished (same scenario, same cosim)")
     plot = sub.add_parser("plot", help="plot a run (or sweep) directory into its plots/ folder")
     plot.add_argument("run_dir")
+    plot.add_argument("--net", help="a SUMO .net.xml whose roads map.png draws under the vehicles' tracks")
     opt = sub.add_parser("optimize", help="solve one round snapshot with a registered optimizer; print the plan as JSON")
     opt.add_argument("optimizer", help="a registered optimizer (cosim list)")
     opt.add_argument("--instance", metavar="FILE.json",
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "plot":
             from .plots import plot
 
-            for path in plot(args.run_dir):
+            for path in plot(args.run_dir, net=args.net):
                 print(f"wrote {path}")
             return 0
         return _run(args)

@@ -89,9 +89,9 @@ def _pyplot():
     return plt
 
 
-def plot(path: str | Path) -> list[Path]:
-    """`cosim plot`: a sweep directory (it has sweep.csv) or a run directory."""
-    return plot_sweep(path) if (Path(path) / "sweep.csv").is_file() else plot_run(path)
+def plot(path: str | Path, net: str | Path | None = None) -> list[Path]:
+    """`cosim plot`: a sweep directory (it has sweep.csv) or a run directory (`net`: roads for map.png)."""
+    return plot_sweep(path) if (Path(path) / "sweep.csv").is_file() else plot_run(path, net)
 
 
 def plot_sweep(sweep_dir: str | Path) -> list[Path]:
@@ -141,7 +141,7 @@ def plot_sweep(sweep_dir: str | Path) -> list[Path]:
     return [path]
 
 
-def plot_run(run_dir: str | Path) -> list[Path]:
+def plot_run(run_dir: str | Path, net: str | Path | None = None) -> list[Path]:
     """Write plots/rounds.png (accuracy, loss, latency, energy, vehicles selected / completed / dropped /
     aborted / late, and traffic per round) and, when the run predicted dwell times, plots/dwell.png
     (predicted vs realized, selected ones marked, what is not drawn counted; error CDF); each titled with
@@ -177,7 +177,77 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     path = out / "rounds.png"
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
-    return [path] + _plot_dwell(plt, run_dir, out) + _plot_kept(plt, run_dir, out)
+    return [path] + _plot_dwell(plt, run_dir, out) + _plot_map(plt, run_dir, out, net) + _plot_kept(plt, run_dir, out)
+
+
+def _plot_map(plt, run_dir: Path, out: Path, net: str | Path | None) -> list[Path]:
+    """plots/map.png from positions.parquet (output.positions) and rsus.csv: the vehicles' positions at every
+    tick coloured by serving RSU (grey: uncovered), the RSUs with their coverage discs, and where radio
+    transfers were aborted or dropped, by cause; under them the roads of `net` (sumolib) when given."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    if not (run_dir / "positions.parquet").is_file() or not (run_dir / "rsus.csv").is_file():
+        return []
+    pos = pq.read_table(run_dir / "positions.parquet").to_pydict()
+    with open(run_dir / "rsus.csv", newline="") as fh:
+        rsus = list(csv.DictReader(fh))
+    xs = [float(v) for v in pos["x_m"]] + [float(r["x_m"]) for r in rsus]
+    ys = [float(v) for v in pos["y_m"]] + [float(r["y_m"]) for r in rsus]
+    reach = max((float(r["radius_m"]) for r in rsus), default=0.0)
+    aspect = (max(ys) - min(ys) + 2 * reach) / max(max(xs) - min(xs) + 2 * reach, 1.0)
+    fig, ax = plt.subplots(figsize=(10, min(max(10 * aspect + 1.5, 3.5), 10)), constrained_layout=True)
+    if net is not None:
+        from mobility.roads import load_net
+
+        for edge in load_net(net).getEdges(withInternal=False):
+            shape = np.asarray(edge.getShape())
+            ax.plot(shape[:, 0], shape[:, 1], color="0.8", lw=0.8, zorder=0)
+    x, y, rsu = np.asarray(pos["x_m"]), np.asarray(pos["y_m"]), np.asarray(pos["rsu"], dtype=object)
+    colours = plt.get_cmap("tab10")
+    uncovered = np.array([r is None for r in rsu])
+    ax.scatter(x[uncovered], y[uncovered], s=1, color="0.6", alpha=0.3, zorder=1, label="uncovered")
+    for k, r in enumerate(rsus):
+        mine = rsu == r["rsu"]
+        ax.scatter(x[mine], y[mine], s=1, color=colours(k % 10), alpha=0.3, zorder=1)
+        cx, cy, radius = float(r["x_m"]), float(r["y_m"]), float(r["radius_m"])
+        ax.add_patch(plt.Circle((cx, cy), radius, fill=False, color=colours(k % 10), lw=1.0, zorder=2))
+        ax.plot(cx, cy, marker="^", color=colours(k % 10), ms=9, mec="black", zorder=4)
+        ax.annotate(r["rsu"], (cx, cy), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    spans = pq.read_table(run_dir / "spans.parquet", columns=["t_end_s", "actor", "kind", "status", "cause"]).to_pylist()
+    cut = [s for s in spans if s["kind"] in ("tx.ul", "tx.dl") and s["status"] in ("aborted", "dropped")]
+    where = _positions_at(pos, [(s["actor"], s["t_end_s"]) for s in cut])
+    markers = iter("xXPD*sv")
+    for cause in sorted({s["cause"] for s in cut}):
+        pts = [p for s, p in zip(cut, where) if s["cause"] == cause and p is not None]
+        if pts:
+            px, py = zip(*pts)
+            ax.scatter(px, py, marker=next(markers, "o"), s=40, color="black", zorder=5,
+                       label=f"transfer cut: {cause} ({len(pts)})")
+    ax.set_aspect("equal")
+    ax.set(xlabel="x [m]", ylabel="y [m]", title=f"{_run_title(run_dir)}: vehicles by serving RSU")
+    ax.legend(fontsize="small", markerscale=2, loc="best")
+    path = out / "map.png"
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return [path]
+
+
+def _positions_at(pos: dict, queries: list[tuple[str, float]]) -> list:
+    """Each (vehicle, time)'s position at the last tick at or before that time (None if never seen)."""
+    import bisect
+
+    by_vehicle: dict[str, tuple[list, list]] = {}
+    for t, v, x, y in zip(pos["t_s"], pos["vehicle"], pos["x_m"], pos["y_m"]):
+        ts, xy = by_vehicle.setdefault(v, ([], []))
+        ts.append(t)
+        xy.append((x, y))
+    out = []
+    for v, t in queries:
+        ts, xy = by_vehicle.get(v, ([], []))
+        i = bisect.bisect_right(ts, t) - 1
+        out.append(xy[i] if i >= 0 else None)
+    return out
 
 
 def _plot_kept(plt, run_dir: Path, out: Path) -> list[Path]:

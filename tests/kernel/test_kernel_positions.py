@@ -43,3 +43,14 @@ def test_positions_hold_each_tick_vehicle_rsu_distance_and_state(tmp_path):
 def test_no_positions_file_unless_asked(tmp_path):
     run_scenario(validate_tree({**TREE, "output": {}}, "pos.yaml"), tmp_path / "run")
     assert not (tmp_path / "run" / "positions.parquet").exists()
+
+
+def test_cosim_plot_draws_the_map_from_positions(tmp_path):
+    from cosim.cli import main
+
+    run_scenario(validate_tree(TREE, "pos.yaml"), tmp_path / "run")
+    assert main(["plot", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "plots" / "map.png").is_file()
+    run_scenario(validate_tree({**TREE, "output": {}}, "pos.yaml"), tmp_path / "bare")
+    assert main(["plot", str(tmp_path / "bare")]) == 0
+    assert not (tmp_path / "bare" / "plots" / "map.png").exists()
