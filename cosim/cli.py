@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--lanes", type=int, default=1, help="lanes per direction")
     grid.add_argument("--vehicles-per-hour", type=float, default=900.0, help="total insertion rate")
     grid.add_argument("--speed-mps", type=float, default=13.89)
+    rts = build.add_parser("routes", parents=[common], help="random car trips on an existing net (e.g. SUMO's)")
+    rts.add_argument("--net", required=True, help="the .net.xml ($SUMO_HOME/... for the nets SUMO ships)")
+    rts.add_argument("--name", required=True, help="writes <out>/<name>.rou.xml")
+    rts.add_argument("--vehicles-per-hour", type=float, default=900.0, help="total insertion rate")
     sweep = sub.add_parser("sweep", help="run a scenario over a grid of settings; a run directory each and sweep.csv")
     sweep.add_argument("scenario")
     sweep.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2",
@@ -154,9 +158,21 @@ def _validate(args) -> int:
 def _build(args) -> int:
     from mobility import builders
 
+    where = f"cosim scenario build {args.what}"
+    if args.what == "routes":
+        from .scenario import expand_path
+
+        net = Path(expand_path(args.net))
+        if not net.is_file():
+            raise UserError(field_error(where, "--net", args.net, "an existing .net.xml"))
+        try:
+            routes = builders.build_routes(args.out, args.name, net, args.vehicles_per_hour, args.duration_s, args.seed)
+        except builders.BuildParameterError as e:
+            raise UserError(field_error(where, "--" + e.name.replace("_", "-"), e.value, e.expected)) from None
+        print(f"wrote {routes}: {routes.read_text().count('<vehicle ')} vehicles")
+        return 0
     common = dict(lanes=args.lanes, vehicles_per_hour=args.vehicles_per_hour, duration_s=args.duration_s,
                   seed=args.seed, speed_mps=args.speed_mps)
-    where = f"cosim scenario build {args.what}"
     try:
         if args.what == "highway":
             files = builders.build_highway(args.out, length_m=args.length_m, **common)

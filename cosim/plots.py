@@ -200,7 +200,9 @@ def _plot_map(plt, run_dir: Path, out: Path, net: str | Path | None) -> list[Pat
     if net is not None:
         from mobility.roads import load_net
 
-        for edge in load_net(net).getEdges(withInternal=False):
+        from .scenario import expand_path
+
+        for edge in load_net(expand_path(str(net))).getEdges(withInternal=False):
             shape = np.asarray(edge.getShape())
             ax.plot(shape[:, 0], shape[:, 1], color="0.8", lw=0.8, zorder=0)
     x, y, rsu = np.asarray(pos["x_m"]), np.asarray(pos["y_m"]), np.asarray(pos["rsu"], dtype=object)

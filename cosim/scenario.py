@@ -508,8 +508,8 @@ class Scenario(_Frozen):
         return self._base_dir
 
     def path(self, relative: str) -> Path:
-        """A scenario path resolved against the scenario's folder."""
-        return (self._base_dir / relative).resolve()
+        """A scenario path resolved against the scenario's folder (`$SUMO_HOME` expanded: `expand_path`)."""
+        return (self._base_dir / expand_path(relative)).resolve()
 
     @field_validator("backhaul")
     @classmethod
@@ -717,10 +717,21 @@ def validate_tree(tree: dict, source: str, base_dir: Path | None = None) -> Scen
     base = base_dir if base_dir is not None else Path(source).parent
     scenario._base_dir = base
     missing = [field_error(source, field, value, f"an existing file (looked in {base})")
-               for field, value in _path_values(scenario) if not (base / value).is_file()]
+               for field, value in _path_values(scenario) if not (base / expand_path(value)).is_file()]
     if missing:
         raise ScenarioError(missing)
     return scenario
+
+
+def expand_path(value: str) -> str:
+    """`$SUMO_HOME` or `${SUMO_HOME}` at the start of a scenario path: the installed SUMO (eclipse-sumo), so a
+    scenario can use the networks SUMO ships (e.g. `$SUMO_HOME/tools/game/DRT/osm.net.xml`) on any machine."""
+    for token in ("${SUMO_HOME}", "$SUMO_HOME"):
+        if value.startswith(token):
+            from mobility.sumo_live import sumo_home
+
+            return str(sumo_home()) + value[len(token):]
+    return value
 
 
 def _cross_field_errors(sc: Scenario, source: str) -> list[str]:

@@ -18,7 +18,7 @@ import sumolib
 from .errors import one_line
 from .sumo_live import sumo_binary, sumo_home
 
-__all__ = ["ScenarioFiles", "build_highway", "build_urban_grid", "build_from_plain", "write_sumocfg",
+__all__ = ["ScenarioFiles", "build_highway", "build_urban_grid", "build_from_plain", "build_routes", "write_sumocfg",
            "write_block_buildings"]
 
 # SUMO tools stamp their outputs with a comment holding the date and the command line: dropped
@@ -110,6 +110,22 @@ def _random_routes(net: Path, routes: Path, vehicles_per_hour: float, duration_s
           "--alternatives-output", str(tmp / "routes.alt.xml"), "--seed", str(seed), "--ignore-errors",
           "--no-warnings", "--no-step-log"], "duarouter")
     _strip_header(routes)
+
+
+def build_routes(out_dir: str | Path, name: str, net_file: str | Path, vehicles_per_hour: float, duration_s: float,
+                 seed: int = 0, min_distance_m: float = 500.0) -> Path:
+    """`<name>.rou.xml` in out_dir: random passenger-car trips (randomTrips.py, Binomial arrivals at
+    `vehicles_per_hour`, trips at least `min_distance_m` long, starting and ending mostly at the net's fringe)
+    on an existing net, e.g. one of the OSM-derived nets SUMO ships, routed by duarouter."""
+    _check("vehicles_per_hour", vehicles_per_hour, 0.0, positive=True)
+    _check("duration_s", duration_s, 1.0)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    routes = out / f"{name}.rou.xml"
+    with tempfile.TemporaryDirectory(prefix="build_scenario_") as t:
+        _random_routes(Path(net_file), routes, vehicles_per_hour, duration_s, seed, Path(t),
+                       ["--vehicle-class", "passenger", "--min-distance", f"{min_distance_m:g}", "--fringe-factor", "5"])
+    return routes
 
 
 def build_from_plain(out_dir: str | Path, name: str, nodes_xml: str, edges_xml: str, vehicles_per_hour: float,

@@ -2,6 +2,8 @@
 
     python tools/build_scenario.py highway --out scenarios/highway --length-m 5000 --lanes 3
     python tools/build_scenario.py urban_grid --out scenarios/urban_grid --grid-n 5 --block-m 200
+    python tools/build_scenario.py routes --net '$SUMO_HOME/tools/game/DRT/osm.net.xml' --out scenarios/drt_city \
+        --name drt_city --vehicles-per-hour 900 --duration-s 900
 """
 from __future__ import annotations
 

@@ -54,3 +54,12 @@ def test_default_build_reproduces_the_bundled_highway(tmp_path):
     assert main(["scenario", "build", "highway", "--out", str(tmp_path)]) == 0
     for name in ("highway.net.xml", "highway.rou.xml"):
         assert (tmp_path / name).read_bytes() == (REPO / "scenarios" / "highway" / name).read_bytes(), name
+
+
+def test_routes_on_an_existing_net_reproduce_the_bundled_real_map_trips(tmp_path):
+    from mobility.builders import build_routes
+    from mobility.sumo_live import sumo_home
+
+    routes = build_routes(tmp_path, "drt_city", sumo_home() / "tools" / "game" / "DRT" / "osm.net.xml", 900, 900, 1)
+    bundled = Path(__file__).resolve().parents[2] / "scenarios" / "drt_city" / "drt_city.rou.xml"
+    assert routes.read_bytes() == bundled.read_bytes()
