@@ -27,8 +27,9 @@ from .transfer import PacketErrors
 from .world import RadioParams
 
 
-def build_source(sc: Scenario, streams: RngStreams) -> MobilitySource:
-    """The scenario's mobility source (not started). Two calls with fresh streams give the same vehicles."""
+def build_source(sc: Scenario, streams: RngStreams, output_dir: Optional[Path] = None) -> MobilitySource:
+    """The scenario's mobility source (not started). Two calls with fresh streams give the same vehicles.
+    `output_dir`: where the outputs a SUMO configuration asks for are written (the run directory's sumo/)."""
     m = sc.mobility
     if m.source == "highway":
         return SyntheticHighway(HighwaySpec(**m.highway.model_dump()), m.step_s, streams.get("mobility"))
@@ -44,7 +45,7 @@ def build_source(sc: Scenario, streams: RngStreams) -> MobilitySource:
         net_file=sc.path(s.net), route_files=[sc.path(r) for r in s.routes],
         additional_files=[sc.path(a) for a in s.additional])
     return SumoLive(m.step_s, **files, seed=s.seed if s.seed is not None else sc.seed, backend=s.backend,
-                    gui=s.gui, begin_s=s.begin_s, extra_args=s.extra_args)
+                    gui=s.gui, begin_s=s.begin_s, extra_args=s.extra_args, output_dir=output_dir)
 
 
 def sumo_net_file(sc: Scenario) -> Path:

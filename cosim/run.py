@@ -64,7 +64,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     tracks = None
     if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
         tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)
-    source = source if source is not None else build_source(sc, streams)
+    source = source if source is not None else build_source(sc, streams, Path(run_dir) / "sumo")
     devices = VehicleDevices(sc.devices.vehicle, streams)    # each vehicle's CPU or GPU
     server = ServerModel(sc.devices.server.flops_per_s, sc.devices.server.gpu_slots)
 

@@ -720,7 +720,48 @@ def validate_tree(tree: dict, source: str, base_dir: Path | None = None) -> Scen
                for field, value in _path_values(scenario) if not (base / expand_path(value)).is_file()]
     if missing:
         raise ScenarioError(missing)
-    return scenario
+    return _with_sumo_times(scenario, source)
+
+
+def _with_sumo_times(sc: Scenario, source: str) -> Scenario:
+    """A SUMO configuration's <time> (step-length, begin, end) for the settings the scenario leaves unset:
+    mobility.step_s, mobility.sumo.begin_s and duration_s (end - begin); what the scenario sets wins."""
+    m = sc.mobility
+    if m.source != "sumo" or m.sumo is None or m.sumo.config is None:
+        return sc
+    import xml.etree.ElementTree as ET
+
+    path = sc.path(m.sumo.config)
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError:
+        return sc                     # SumoLive names the malformed file when it loads it
+    times = {}
+    for name in ("step-length", "begin", "end"):
+        elem = next(root.iter(name), None)
+        if elem is None:
+            continue
+        raw = elem.get("value", elem.get("v", ""))
+        try:
+            times[name] = float(raw)
+        except ValueError:
+            raise ScenarioError([field_error(source, "mobility.sumo.config", m.sumo.config,
+                                             f"a <{name}> in seconds in {path.name}, found {raw!r}")]) from None
+    sumo_update, mob_update, top_update = {}, {}, {}
+    if "begin" in times and "begin_s" not in m.sumo.model_fields_set:
+        sumo_update["begin_s"] = times["begin"]
+    if "step-length" in times and "step_s" not in m.model_fields_set:
+        mob_update["step_s"] = times["step-length"]
+    begin = sumo_update.get("begin_s", m.sumo.begin_s)
+    if "end" in times and "duration_s" not in sc.model_fields_set and times["end"] > begin:
+        top_update["duration_s"] = times["end"] - begin
+    if not (sumo_update or mob_update or top_update):
+        return sc
+    if sumo_update:
+        mob_update["sumo"] = m.sumo.model_copy(update=sumo_update)
+    out = sc.model_copy(update={**top_update, "mobility": m.model_copy(update=mob_update)})
+    out._base_dir = sc._base_dir
+    return out
 
 
 def expand_path(value: str) -> str:

@@ -157,7 +157,8 @@ class SumoLive(MobilitySource):
     def __init__(self, step_s: float, *, sumocfg: str | Path | None = None, net_file: str | Path | None = None,
                  route_files: Sequence[str | Path] = (), additional_files: Sequence[str | Path] = (), seed: int = 0,
                  backend: str = "libsumo", gui: bool = False, begin_s: float = 0.0,
-                 fcd_output: str | Path | None = None, fcd_precision: int = 6, extra_args: Sequence[str] = ()):
+                 fcd_output: str | Path | None = None, fcd_precision: int = 6, extra_args: Sequence[str] = (),
+                 output_dir: str | Path | None = None):
         if not step_s > 0 or abs(step_s * 1000 - round(step_s * 1000)) > 1e-6:
             raise ValueError(f"step_s must be a positive multiple of 0.001 s (SUMO's resolution), got {step_s}")
         if backend not in BACKENDS:
@@ -177,6 +178,7 @@ class SumoLive(MobilitySource):
         self.fcd_output = Path(fcd_output) if fcd_output is not None else None
         self.fcd_precision = int(fcd_precision)
         self.extra_args = tuple(str(a) for a in extra_args)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self._session: _Session | None = None
         self._finalizer: weakref.finalize | None = None
         self._k = 0
@@ -204,7 +206,7 @@ class SumoLive(MobilitySource):
         binary = "sumo-gui" if self.gui else "sumo"
         cmd = [str(sumo_binary(binary)) if self.backend == "traci" else binary]
         if self.sumocfg is not None:
-            cmd += ["-c", str(self.sumocfg)]
+            cmd += ["-c", str(self._config_for_run())]
         else:
             cmd += ["-n", str(self.net_file)]
             if self.route_files:
@@ -218,6 +220,28 @@ class SumoLive(MobilitySource):
         if self.gui:
             cmd += ["--start", "--quit-on-end"]
         return cmd + list(self.extra_args)
+
+    def _config_for_run(self) -> Path:
+        """The .sumocfg SUMO runs: the user's, or with `output_dir`, a copy there whose input files are absolute
+        paths, so that the outputs the configuration asks for (relative to it) land in output_dir, not next
+        to the configuration (which may sit inside an installed package)."""
+        if self.output_dir is None:
+            return self.sumocfg
+        root = ET.parse(self.sumocfg).getroot()
+        if not any(len(out) for out in root.iter("output")):     # it writes nothing: run it as it is
+            return self.sumocfg
+        base = self.sumocfg.parent
+        for elem in root.iter():
+            value = elem.get("value")
+            if value is None:
+                continue
+            parts = _split_list(value)
+            if parts and all((base / p).is_file() for p in parts):      # an input file: made absolute
+                elem.set("value", ",".join(str((base / p).resolve()) for p in parts))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        copy = self.output_dir / self.sumocfg.name
+        ET.ElementTree(root).write(copy, encoding="UTF-8", xml_declaration=True)
+        return copy
 
     def _start_failure(self, files: list[Path], session: _Session, cause: str) -> MobilityInputError:
         """Name the file that made SUMO fail to start: a malformed XML file, else SUMO's first error."""
