@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="plot a run (or sweep) directory into its plots/ folder")
     plot.add_argument("run_dir")
     plot.add_argument("--net", help="a SUMO .net.xml whose roads map.png draws under the vehicles' tracks")
+    plot.add_argument("--format", default="png", help="png (default), pdf or svg")
     opt = sub.add_parser("optimize", help="solve one round snapshot with a registered optimizer; print the plan as JSON")
     opt.add_argument("optimizer", help="a registered optimizer (cosim list)")
     opt.add_argument("--instance", metavar="FILE.json",
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "plot":
             from .plots import plot
 
-            for path in plot(args.run_dir, net=args.net):
+            for path in plot(args.run_dir, net=args.net, fmt=args.format):
                 print(f"wrote {path}")
             return 0
         return _run(args)

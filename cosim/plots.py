@@ -41,7 +41,7 @@ def _read_dwell(run_dir: Path) -> tuple[str, list[dict]]:
     return (rows[0]["predictor"] if rows else ""), rows
 
 
-def _plot_dwell(plt, run_dir: Path, out: Path) -> list[Path]:
+def _plot_dwell(plt, run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
     predictor, rows = _read_dwell(run_dir)
     realized_rows = [r for r in rows if r["censored"] == "False"]
     pairs = [(float(r["predicted_s"]), float(r["realized_s"]), r.get("selected") == "True") for r in realized_rows]
@@ -74,10 +74,21 @@ def _plot_dwell(plt, run_dir: Path, out: Path) -> list[Path]:
         ax[1].set_xlim(0, max(errors[-1], 1e-3) * 1.05)
     ax[1].set(xlabel="|predicted - realized| [s]", ylabel="fraction of realized predictions", title="error CDF")
     fig.suptitle(_run_title(run_dir))
-    path = out / "dwell.png"
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    path = _save(fig, out, "dwell", fmt)
     plt.close(fig)
     return [path]
+
+
+FORMATS = ("png", "pdf", "svg")
+# no timestamps in the files, so the same run plots to the same bytes
+_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None},
+             "svg": {"Date": None, "Creator": None}}
+
+
+def _save(fig, out: Path, stem: str, fmt: str) -> Path:
+    path = out / f"{stem}.{fmt}"
+    fig.savefig(path, dpi=110, format=fmt, metadata=_METADATA[fmt])
+    return path
 
 
 def _pyplot():
@@ -89,12 +100,15 @@ def _pyplot():
     return plt
 
 
-def plot(path: str | Path, net: str | Path | None = None) -> list[Path]:
-    """`cosim plot`: a sweep directory (it has sweep.csv) or a run directory (`net`: roads for map.png)."""
-    return plot_sweep(path) if (Path(path) / "sweep.csv").is_file() else plot_run(path, net)
+def plot(path: str | Path, net: str | Path | None = None, fmt: str = "png") -> list[Path]:
+    """`cosim plot`: a sweep directory (it has sweep.csv) or a run directory (`net`: roads for map.png), as
+    png, pdf or svg files."""
+    if fmt not in FORMATS:
+        raise UserError(f"cosim plot --format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return plot_sweep(path, fmt) if (Path(path) / "sweep.csv").is_file() else plot_run(path, net, fmt)
 
 
-def plot_sweep(sweep_dir: str | Path) -> list[Path]:
+def plot_sweep(sweep_dir: str | Path, fmt: str = "png") -> list[Path]:
     """Write plots/sweep.png: accuracy and cumulative vehicle energy over simulated time, one line per run
     of the sweep that completed rounds, labelled by its varied settings; its final accuracy, and its
     median dwell-prediction error when there is one."""
@@ -127,21 +141,31 @@ def plot_sweep(sweep_dir: str | Path) -> list[Path]:
     ax[2].set_yticks(range(len(runs)), labels)
     ax[2].invert_yaxis()
     ax[2].set(xlabel="final test accuracy", title=f"{len(runs)} runs")
-    if panels == 4:
-        ax[3].barh(range(len(runs)), dwell_err)
-        ax[3].set_yticks(range(len(runs)), [])
+    if panels == 4:                 # per setting other than the seed: the mean and spread over seeds
+        groups: dict[str, list[float]] = {}
+        for (row, _), err in zip(runs, dwell_err):
+            key = ", ".join(f"{k.split('.')[-1]}={row[k]}" for k in varied if k != "seed") or "all runs"
+            if math.isfinite(err):
+                groups.setdefault(key, []).append(err)
+        names = list(groups)
+        means = [sum(v) / len(v) for v in groups.values()]
+        spread = [(sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
+                  for v, m in zip(groups.values(), means)]
+        ax[3].barh(range(len(names)), means, xerr=spread, capsize=3)
+        ax[3].set_yticks(range(len(names)), names)
         ax[3].invert_yaxis()
-        ax[3].set(xlabel="median |predicted - realized| dwell [s]", title="dwell prediction error")
+        seeds = "seed" in varied
+        ax[3].set(xlabel="median |error| [s]" + (", mean ± sd over seeds" if seeds else ""),
+                  title="dwell prediction error")
     ax[0].legend(fontsize="small")
     out = sweep_dir / "plots"
     out.mkdir(exist_ok=True)
-    path = out / "sweep.png"
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    path = _save(fig, out, "sweep", fmt)
     plt.close(fig)
     return [path]
 
 
-def plot_run(run_dir: str | Path, net: str | Path | None = None) -> list[Path]:
+def plot_run(run_dir: str | Path, net: str | Path | None = None, fmt: str = "png") -> list[Path]:
     """Write plots/rounds.png (accuracy, loss, latency, energy, vehicles selected / completed / dropped /
     aborted / late, and traffic per round) and, when the run predicted dwell times, plots/dwell.png
     (predicted vs realized, selected ones marked, what is not drawn counted; error CDF); each titled with
@@ -174,13 +198,13 @@ def plot_run(run_dir: str | Path, net: str | Path | None = None) -> list[Path]:
     ax[1, 1].plot(r["round"], r["predicted_energy_j"], marker="x", ls="--", label="predicted")
     ax[1, 1].set(xlabel="round", ylabel="vehicle energy [J]", title="energy")
     ax[1, 1].legend()
-    path = out / "rounds.png"
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    path = _save(fig, out, "rounds", fmt)
     plt.close(fig)
-    return [path] + _plot_dwell(plt, run_dir, out) + _plot_map(plt, run_dir, out, net) + _plot_kept(plt, run_dir, out)
+    return ([path] + _plot_dwell(plt, run_dir, out, fmt) + _plot_map(plt, run_dir, out, net, fmt)
+            + _plot_kept(plt, run_dir, out, fmt))
 
 
-def _plot_map(plt, run_dir: Path, out: Path, net: str | Path | None) -> list[Path]:
+def _plot_map(plt, run_dir: Path, out: Path, net: str | Path | None, fmt: str = "png") -> list[Path]:
     """plots/map.png from positions.parquet (output.positions) and rsus.csv: the vehicles' positions at every
     tick coloured by serving RSU (grey: uncovered), the RSUs with their coverage discs, and where radio
     transfers were aborted or dropped, by cause; under them the roads of `net` (sumolib) when given."""
@@ -229,8 +253,7 @@ def _plot_map(plt, run_dir: Path, out: Path, net: str | Path | None) -> list[Pat
     ax.set_aspect("equal")
     ax.set(xlabel="x [m]", ylabel="y [m]", title=f"{_run_title(run_dir)}: vehicles by serving RSU")
     ax.legend(fontsize="small", markerscale=2, loc="best")
-    path = out / "map.png"
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    path = _save(fig, out, "map", fmt)
     plt.close(fig)
     return [path]
 
@@ -252,7 +275,7 @@ def _positions_at(pos: dict, queries: list[tuple[str, float]]) -> list:
     return out
 
 
-def _plot_kept(plt, run_dir: Path, out: Path) -> list[Path]:
+def _plot_kept(plt, run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
     """plots/kept_patches.png from kept_patches.json (token-selecting schemes): each sample image with the
     patches its top-K merged tinted red."""
     import json
@@ -275,7 +298,6 @@ def _plot_kept(plt, run_dir: Path, out: Path) -> list[Path]:
         a.imshow(np.where(shade, np.nan, 1.0), cmap="Reds", alpha=0.55, vmin=0, vmax=1)
         a.set(xticks=[], yticks=[], title=f"label {im['label']}: {len(im['kept'])} kept")
     fig.suptitle(f"{data['scheme']}: top-{data['k']} of {grid * grid} patches by CLS attention (red: merged)")
-    target = out / "kept_patches.png"
-    fig.savefig(target, dpi=110, metadata={"Software": None})
+    target = _save(fig, out, "kept_patches", fmt)
     plt.close(fig)
     return [target]

@@ -54,3 +54,14 @@ def test_cosim_plot_draws_the_map_from_positions(tmp_path):
     run_scenario(validate_tree({**TREE, "output": {}}, "pos.yaml"), tmp_path / "bare")
     assert main(["plot", str(tmp_path / "bare")]) == 0
     assert not (tmp_path / "bare" / "plots" / "map.png").exists()
+
+
+def test_plots_as_pdf_and_svg_and_a_bad_format_is_one_line(tmp_path, capsys):
+    from cosim.cli import main
+
+    run_scenario(validate_tree(TREE, "pos.yaml"), tmp_path / "run")
+    for fmt in ("pdf", "svg"):
+        assert main(["plot", str(tmp_path / "run"), "--format", fmt]) == 0
+        assert (tmp_path / "run" / "plots" / f"map.{fmt}").is_file()
+    assert main(["plot", str(tmp_path / "run"), "--format", "gif"]) == 2
+    assert "expected one of png, pdf, svg" in capsys.readouterr().err
