@@ -45,7 +45,8 @@ def build_source(sc: Scenario, streams: RngStreams, output_dir: Optional[Path] =
         net_file=sc.path(s.net), route_files=[sc.path(r) for r in s.routes],
         additional_files=[sc.path(a) for a in s.additional])
     return SumoLive(m.step_s, **files, seed=s.seed if s.seed is not None else sc.seed, backend=s.backend,
-                    gui=s.gui, begin_s=s.begin_s, extra_args=s.extra_args, output_dir=output_dir)
+                    gui=s.gui, begin_s=s.begin_s, extra_args=s.extra_args, output_dir=output_dir,
+                    warmup_s=s.warmup_s)
 
 
 def sumo_net_file(sc: Scenario) -> Path:

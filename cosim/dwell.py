@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from mobility.base import MobilitySource
-from mobility.dwell import serving_dwell_s
+from mobility.dwell import kinematic_dwell_s, serving_dwell_s
 from mobility.fcd import FcdTracks
 
 from .world import Vehicle, World
@@ -64,8 +64,11 @@ class DwellBook:
         w = self.world
         t = w.env.now
         since_tick_s = t - w.t_tick_s          # positions are as of the last tick; the clock has moved on
-        if self.predictor == "kinematic":
-            pred = np.maximum(w.dwell_s(vehicles) - since_tick_s, 0.0)
+        if self.predictor in ("kinematic", "history"):
+            xy, vel = self._velocity(vehicles)
+            centers = w.rsus.xy_m[[v.rsu for v in vehicles]]
+            pred = np.maximum(kinematic_dwell_s(xy, vel, centers, w.rsus.radius_m) - since_tick_s, 0.0) \
+                if vehicles else np.zeros(0)
         elif self.predictor == "route":
             pred = np.array([max(self.route_fn(v.id, w.rsus.xy_m[v.rsu], w.rsus.radius_m) - since_tick_s, 0.0)
                              for v in vehicles])
@@ -86,12 +89,18 @@ class DwellBook:
             self._last.setdefault(key, (w.t_tick_s, v.xy_m))
         return serving if self.definition == "serving" else pred
 
+    def _velocity(self, vehicles: list[Vehicle]) -> tuple[np.ndarray, np.ndarray]:
+        """The straight-line predictors' (positions, velocities): the current velocity (kinematic) or the one
+        smoothed over the recent ticks (history)."""
+        w = self.world
+        return w.history_velocity(vehicles) if self.predictor == "history" else w.kinematic_velocity(vehicles)
+
     def _serving(self, vehicles: list[Vehicle], coverage_from_tick_s: np.ndarray, t_now: float) -> np.ndarray:
         """Each vehicle's predicted time from now to the tick its serving RSU changes, on its predicted track."""
         w = self.world
         step, t0 = w.step_s, w.t_tick_s
         out = np.full(len(vehicles), np.inf)
-        kin = w.kinematic_velocity(vehicles) if self.predictor == "kinematic" and vehicles else None
+        kin = self._velocity(vehicles) if self.predictor in ("kinematic", "history") and vehicles else None
         for i, v in enumerate(vehicles):
             horizon = coverage_from_tick_s[i]
             if not np.isfinite(horizon):            # it stays in coverage: no change to predict either
@@ -112,7 +121,7 @@ class DwellBook:
         """The predictor's positions of vehicle v at `ticks` (far away once it would have vanished)."""
         t0 = self.world.t_tick_s
         gone = np.full(2, 1e12)
-        if self.predictor == "kinematic":
+        if kin is not None:
             xy0, vel = kin[0][i], kin[1][i]
             return xy0 + np.outer(ticks - t0, vel)
         if self.predictor == "route":

@@ -49,7 +49,8 @@ class SumoConfig(_Frozen):
     backend: Literal["libsumo", "traci"] = "libsumo"
     gui: bool = False
     seed: Optional[Annotated[int, Field(ge=0)]] = None      # default: the scenario's seed
-    begin_s: NonNegFloat = 0.0                              # SUMO time at simulated t = 0 (warm-up)
+    begin_s: NonNegFloat = 0.0          # SUMO's begin (as --begin: departures before it are dropped, as in SUMO)
+    warmup_s: NonNegFloat = 0.0         # SUMO runs this long before simulated t = 0, so traffic has built up
     extra_args: list[str] = []
 
     @model_validator(mode="after")

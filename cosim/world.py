@@ -233,6 +233,21 @@ class World:
         centers = self.rsus.xy_m[[v.rsu for v in vehicles]]
         return kinematic_dwell_s(xy, vel, centers, self.rsus.radius_m)
 
+    def history_velocity(self, vehicles: list[Vehicle]) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, velocities) for the history rule: each vehicle's velocity smoothed over its recent
+        ticks (exponential filter, SMOOTHING_S) at no less than FLOOR_MPS, its instantaneous one until it
+        has two ticks; zero if it never moved."""
+        rows = [self._row_of(v.id) for v in vehicles]
+        xy, smooth = self.snapshot.xy_m[rows], self._v_smooth[rows]
+        unknown = np.isnan(smooth[:, 0])
+        if unknown.any():
+            smooth = smooth.copy()
+            smooth[unknown] = self.snapshot.velocity_mps(np.asarray(rows)[unknown])
+        speed = np.hypot(smooth[:, 0], smooth[:, 1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vel = np.where((speed > 0)[:, None], smooth * (np.maximum(speed, FLOOR_MPS) / speed)[:, None], 0.0)
+        return xy, vel
+
     def kinematic_velocity(self, vehicles: list[Vehicle]) -> tuple[np.ndarray, np.ndarray]:
         """(positions, velocities) as of the last tick that the kinematic rule extrapolates: the velocity, or
         for a stopped vehicle its smoothed one at no less than FLOOR_MPS (zero if it never moved)."""

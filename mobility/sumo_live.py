@@ -158,7 +158,7 @@ class SumoLive(MobilitySource):
                  route_files: Sequence[str | Path] = (), additional_files: Sequence[str | Path] = (), seed: int = 0,
                  backend: str = "libsumo", gui: bool = False, begin_s: float = 0.0,
                  fcd_output: str | Path | None = None, fcd_precision: int = 6, extra_args: Sequence[str] = (),
-                 output_dir: str | Path | None = None):
+                 output_dir: str | Path | None = None, warmup_s: float = 0.0):
         if not step_s > 0 or abs(step_s * 1000 - round(step_s * 1000)) > 1e-6:
             raise ValueError(f"step_s must be a positive multiple of 0.001 s (SUMO's resolution), got {step_s}")
         if backend not in BACKENDS:
@@ -179,6 +179,9 @@ class SumoLive(MobilitySource):
         self.fcd_precision = int(fcd_precision)
         self.extra_args = tuple(str(a) for a in extra_args)
         self.output_dir = Path(output_dir) if output_dir is not None else None
+        if not warmup_s >= 0:
+            raise ValueError(f"warmup_s must be >= 0, got {warmup_s}")
+        self.warmup_steps = int(round(warmup_s / self.step_s))     # SUMO steps run before t = 0
         self._session: _Session | None = None
         self._finalizer: weakref.finalize | None = None
         self._k = 0
@@ -297,6 +300,8 @@ class SumoLive(MobilitySource):
                 self._start_traci(cmd, files, session)
             try:
                 session.api.simulation.subscribe([_traci_constants().VAR_DEPARTED_VEHICLES_IDS])
+                for _ in range(self.warmup_steps):      # traffic builds up; these steps are not ticks
+                    self._advance()
                 return self._advance()
             except self._errors as e:
                 if session.proc is not None and _exited(session.proc):  # SUMO died while loading

@@ -25,7 +25,7 @@ class ProtocolConfig(Frozen):
     # predicted round latency fits in their predicted dwell), or a registered rule
     selection: str = "random"
     min_dwell_s: NonNegFloat = 0.0
-    dwell_predictor: Literal["kinematic", "route", "oracle"] = "kinematic"
+    dwell_predictor: Literal["kinematic", "history", "route", "oracle"] = "kinematic"
     # the dwell selection ranks: until the vehicle leaves coverage, or until its serving RSU changes (what a
     # transfer survives under rsus.on_handover 'abort'); dwell.csv has both either way
     dwell_definition: Literal["coverage", "serving"] = "coverage"

@@ -104,3 +104,19 @@ def test_kinematic_dwell_of_a_stopped_vehicle_follows_its_smoothed_velocity():
     assert speed > FLOOR_MPS
     assert dwell[0] == pytest.approx((200.0 - 40.0) / speed, rel=1e-9)
     assert np.isinf(dwell[1])
+
+
+def test_history_velocity_is_the_smoothed_one():
+    from mobility.dwell import SMOOTHING_S
+
+    rsus = RsuLayout(("r0",), np.array([[0.0, 0.0]]), 500.0)
+    radio = RadioParams(free_space_gain_at_1m(5.9e9), 2.5, -174.0, streams=RngStreams(1))
+    w = World(simpy.Environment(), rsus, radio, Trace("rounds"), num_clients=1)
+    xs = [0.0, 10.0, 20.0, 30.0, 50.0]                  # 10 m/s, then one tick at 20 m/s
+    for t, x in enumerate(xs):
+        speed = 20.0 if t == 4 else 10.0
+        w.apply(MobilitySnapshot(float(t), ("a",), np.array([[x, 0.0]]), np.array([speed]), np.zeros(1)))
+    _, history = w.history_velocity([w.vehicles["a"]])
+    _, kinematic = w.kinematic_velocity([w.vehicles["a"]])
+    alpha = 1.0 - np.exp(-1.0 / SMOOTHING_S)
+    assert history[0, 0] == pytest.approx(10.0 + alpha * 10.0, rel=1e-12) and kinematic[0, 0] == pytest.approx(20.0)

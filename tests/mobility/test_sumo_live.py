@@ -213,3 +213,17 @@ def test_a_car_waiting_at_a_red_light_gets_a_finite_route_dwell_near_the_truth(l
     assert abs(green - 55.0) <= 1.0
     for t, p in predicted.items():
         assert np.isfinite(p) and abs(p - (exit_s - t)) <= 5.0, (t, p, exit_s)
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_a_warm_up_runs_sumo_before_t_0(live, straight_net, backend):
+    # the car departs at SUMO time 0; after a 10 s warm-up it is already 200 m down the road at t = 0
+    net, rou = straight_net
+    cold_src = live(1.0, net_file=net, route_files=[rou], backend=backend)
+    cold = cold_src.start().loaded()
+    cold_src.close()                                     # libsumo: one per process
+    assert cold.t_s == 0.0
+    warm_src = live(1.0, net_file=net, route_files=[rou], backend=backend, warmup_s=10.0)
+    warm = warm_src.start().loaded()
+    assert warm.t_s == 0.0 and warm.ids == ("v0",)
+    assert warm.xy_m[0, 0] - cold.xy_m[0, 0] == pytest.approx(10 * SPEED_MPS, abs=1e-6)
