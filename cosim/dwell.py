@@ -23,7 +23,7 @@ from mobility.fcd import FcdTracks
 from .world import Vehicle, World
 
 DWELL_FIELDS = ("t_s", "round", "vehicle", "rsu", "predictor", "predicted_s", "realized_s", "censored",
-                "lower_bound_s", "selected", "boundary_exit", "predicted_serving_s", "realized_serving_s")
+                "lower_bound_s", "selected", "boundary_exit", "predicted_serving_s", "realized_serving_s", "parked")
 _REALIZED, _CENSORED, _LOWER, _SELECTED, _BOUNDARY, _PRED_SERVING, _SERVING = 6, 7, 8, 9, 10, 11, 12
 MAX_TRACK_TICKS = 3600          # how far ahead the serving dwell's predicted track goes
 
@@ -48,8 +48,9 @@ class DwellBook:
 
     def __init__(self, world: World, predictor: str, route_fn: Optional[Callable] = None,
                  tracks: Optional[FcdTracks] = None, definition: str = "coverage",
-                 plan_fn: Optional[Callable] = None):
+                 plan_fn: Optional[Callable] = None, duration_s: float = float("inf")):
         self.world, self.predictor, self.definition = world, predictor, definition
+        self.duration_s = float(duration_s)
         self.route_fn, self.tracks, self.plan_fn = route_fn, tracks, plan_fn
         self.rows: list[list] = []
         self._open: dict[tuple[str, int], list[_Open]] = {}
@@ -76,10 +77,15 @@ class DwellBook:
             pred = np.array([self.tracks.oracle_dwell_s(v.id, t, w.rsus.xy_m[v.rsu], w.rsus.radius_m)
                              for v in vehicles])
         serving = self._serving(vehicles, pred + since_tick_s, t)
-        for v, p, q in zip(vehicles, pred, serving):
+        # a vehicle with nowhere to go (it never moved, or SUMO has it parked): flagged, and predicted to stay
+        # to the end of the run rather than forever
+        parked = ~np.isfinite(pred)
+        rest_s = max(self.duration_s - t, 0.0)
+        pred, serving = np.where(parked, rest_s, pred), np.where(~np.isfinite(serving), rest_s, serving)
+        for v, p, q, park in zip(vehicles, pred, serving, parked):
             key, rsu_id = (v.id, v.rsu), w.rsus.ids[v.rsu]
             self.rows.append([float(t), round_, v.id, rsu_id, self.predictor, float(p), float("nan"), True,
-                              float("nan"), False, False, float(q), float("nan")])
+                              float("nan"), False, False, float(q), float("nan"), bool(park)])
             self._serving_open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
             self._by_round[(round_, v.id)] = len(self.rows) - 1
             w.trace.instant(t, round_, v.id, "dwell.predict", f"{rsu_id} {self.predictor} predicted_s={p:.6g}")

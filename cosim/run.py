@@ -76,7 +76,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
                      devices, sc.duration_s, sc.rsus.on_handover, sc.rsus.handover_delay_s, server)
     dwell = DwellBook(sim.world, sc.protocol.dwell_predictor, route_fn=getattr(source, "route_dwell_s", None),
                       tracks=tracks, definition=sc.protocol.dwell_definition,
-                      plan_fn=getattr(source, "route_plan", None))
+                      plan_fn=getattr(source, "route_plan", None), duration_s=sc.duration_s)
     sim.tick_hooks.append(dwell.tick)
     sim.positions = PositionLog(sim.world) if sc.output.positions else None
     protocol_class = registry.scheme(sc.protocol.scheme).protocol

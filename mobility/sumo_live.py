@@ -479,6 +479,8 @@ class SumoLive(MobilitySource):
             speed = float(api.vehicle.getSpeed(vid))
             if speed >= STOPPED_MPS:
                 return path, speed, 0.0
+            if api.vehicle.isStoppedParking(vid):      # parked: nowhere to go for now
+                return path, 0.0, 0.0
             wait_s = self.red_wait_s(vid)
             return path, max(float(api.vehicle.getAllowedSpeed(vid)), STOPPED_MPS), wait_s
         except self._errors as e:

@@ -47,6 +47,10 @@ def test_rows_mark_selection_boundary_exits_and_lower_bounds(tmp_path):
     assert c and all(r["censored"] == "True" and r["realized_s"] == "nan" for r in c)
     assert all(math.isclose(float(r["lower_bound_s"]), end_s - float(r["t_s"]), abs_tol=1e-9) for r in c)
     assert all(r["lower_bound_s"] == "nan" for r in rows if r["censored"] == "False")
+    # b and c stand still: flagged parked, predicted to stay to the run's end instead of forever
+    still = [r for r in rows if r["vehicle"] in ("b", "c")]
+    assert all(r["parked"] == "True" and float(r["predicted_s"]) == 40.0 - float(r["t_s"]) for r in still)
+    assert all(r["parked"] == "False" for r in rows if r["vehicle"] == "a")
 
 
 def test_rsus_csv_has_every_rsu(tmp_path):
