@@ -5,6 +5,8 @@ coding it is sent with, whatever its length.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from channel._validate import choice, nonnegative_array, positive_array
@@ -19,11 +21,16 @@ BLER_AT_SWITCHING = 0.1     # link adaptation's BLER target at each CQI's switch
 WATERFALL_A = {2: 90.2514, 4: 50.1222, 6: 35.3508}
 
 
+@functools.lru_cache(maxsize=16)      # the packet engine asks for every block of packets
 def mcs_bler_params(target_ber: float = DEFAULT_TARGET_BER) -> tuple[np.ndarray, np.ndarray]:
-    """(a, g) per CQI 1..15 of BLER(snr) = min(1, a exp(-g snr)) with BLER = 0.1 at the CQI's switching SNR."""
+    """(a, g) per CQI 1..15 of BLER(snr) = min(1, a exp(-g snr)) with BLER = 0.1 at the CQI's switching SNR
+    (read-only arrays)."""
     a = np.array([WATERFALL_A[qm] for _, qm, _, _ in CQI_TABLE])
     switching = 10.0 ** (cqi_snr_thresholds_db(target_ber) / 10.0)
-    return a, np.log(a / BLER_AT_SWITCHING) / switching
+    g = np.log(a / BLER_AT_SWITCHING) / switching
+    a.setflags(write=False)
+    g.setflags(write=False)
+    return a, g
 
 
 def mcs_bler(snr_linear, cqi, target_ber: float = DEFAULT_TARGET_BER) -> np.ndarray:

@@ -24,7 +24,7 @@ from .world import Vehicle, World
 
 DWELL_FIELDS = ("t_s", "round", "vehicle", "rsu", "predictor", "predicted_s", "realized_s", "censored",
                 "lower_bound_s", "selected", "boundary_exit", "predicted_serving_s", "realized_serving_s", "parked")
-_REALIZED, _CENSORED, _LOWER, _SELECTED, _BOUNDARY, _PRED_SERVING, _SERVING = 6, 7, 8, 9, 10, 11, 12
+_REALIZED, _CENSORED, _LOWER, _SELECTED, _BOUNDARY, _SERVING = 6, 7, 8, 9, 10, 12
 MAX_TRACK_TICKS = 3600          # how far ahead the serving dwell's predicted track goes
 
 
@@ -65,10 +65,10 @@ class DwellBook:
         w = self.world
         t = w.env.now
         since_tick_s = t - w.t_tick_s          # positions are as of the last tick; the clock has moved on
+        kin = self._velocity(vehicles) if self.predictor in ("kinematic", "history") and vehicles else None
         if self.predictor in ("kinematic", "history"):
-            xy, vel = self._velocity(vehicles)
             centers = w.rsus.xy_m[[v.rsu for v in vehicles]]
-            pred = np.maximum(kinematic_dwell_s(xy, vel, centers, w.rsus.radius_m) - since_tick_s, 0.0) \
+            pred = np.maximum(kinematic_dwell_s(*kin, centers, w.rsus.radius_m) - since_tick_s, 0.0) \
                 if vehicles else np.zeros(0)
         elif self.predictor == "route":
             pred = np.array([max(self.route_fn(v.id, w.rsus.xy_m[v.rsu], w.rsus.radius_m) - since_tick_s, 0.0)
@@ -76,7 +76,7 @@ class DwellBook:
         else:
             pred = np.array([self.tracks.oracle_dwell_s(v.id, t, w.rsus.xy_m[v.rsu], w.rsus.radius_m)
                              for v in vehicles])
-        serving = self._serving(vehicles, pred + since_tick_s, t)
+        serving = self._serving(vehicles, kin, pred + since_tick_s, t)
         # a vehicle with nowhere to go (it never moved, or SUMO has it parked): flagged, and predicted to stay
         # to the end of the run rather than forever
         parked = ~np.isfinite(pred)
@@ -101,12 +101,12 @@ class DwellBook:
         w = self.world
         return w.history_velocity(vehicles) if self.predictor == "history" else w.kinematic_velocity(vehicles)
 
-    def _serving(self, vehicles: list[Vehicle], coverage_from_tick_s: np.ndarray, t_now: float) -> np.ndarray:
-        """Each vehicle's predicted time from now to the tick its serving RSU changes, on its predicted track."""
+    def _serving(self, vehicles: list[Vehicle], kin, coverage_from_tick_s: np.ndarray, t_now: float) -> np.ndarray:
+        """Each vehicle's predicted time from now to the tick its serving RSU changes, on its predicted track
+        (`kin`: the straight-line predictors' (positions, velocities), None for the others)."""
         w = self.world
         step, t0 = w.step_s, w.t_tick_s
         out = np.full(len(vehicles), np.inf)
-        kin = self._velocity(vehicles) if self.predictor in ("kinematic", "history") and vehicles else None
         for i, v in enumerate(vehicles):
             horizon = coverage_from_tick_s[i]
             if not np.isfinite(horizon):            # it stays in coverage: no change to predict either
