@@ -243,10 +243,7 @@ class World:
         if unknown.any():
             smooth = smooth.copy()
             smooth[unknown] = self.snapshot.velocity_mps(np.asarray(rows)[unknown])
-        speed = np.hypot(smooth[:, 0], smooth[:, 1])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vel = np.where((speed > 0)[:, None], smooth * (np.maximum(speed, FLOOR_MPS) / speed)[:, None], 0.0)
-        return xy, vel
+        return xy, _floored(smooth, np.zeros_like(smooth))
 
     def kinematic_velocity(self, vehicles: list[Vehicle]) -> tuple[np.ndarray, np.ndarray]:
         """(positions, velocities) as of the last tick that the kinematic rule extrapolates: the velocity, or
@@ -255,12 +252,8 @@ class World:
         xy, vel = self.snapshot.xy_m[rows], self.snapshot.velocity_mps(rows)
         stopped = np.hypot(vel[:, 0], vel[:, 1]) < STOPPED_MPS
         if stopped.any():
-            smooth = self._v_smooth[rows][stopped]
-            speed = np.hypot(smooth[:, 0], smooth[:, 1])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                fallback = smooth * (np.maximum(speed, FLOOR_MPS) / speed)[:, None]
             vel = vel.copy()
-            vel[stopped] = np.where((speed > 0)[:, None], fallback, vel[stopped])   # NaN or 0: it stays put
+            vel[stopped] = _floored(self._v_smooth[rows][stopped], vel[stopped])
         return xy, vel
 
     def snr_linear(self, veh: Vehicle, tx_power_w: float, bandwidth_hz: float, direction: str,
@@ -276,3 +269,12 @@ class World:
         if not veh.present or veh.rsu < 0:
             return 0.0
         return self.radio_state.rate_bps(bandwidth_hz, self.snr_linear(veh, tx_power_w, bandwidth_hz, direction, fading))
+
+
+def _floored(velocity: np.ndarray, otherwise: np.ndarray) -> np.ndarray:
+    """Each (smoothed) velocity at no less than FLOOR_MPS in its direction; `otherwise` where it has no
+    direction (zero, or NaN: not known yet)."""
+    speed = np.hypot(velocity[:, 0], velocity[:, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = velocity * (np.maximum(speed, FLOOR_MPS) / speed)[:, None]
+    return np.where((speed > 0)[:, None], scaled, otherwise)
