@@ -3,6 +3,7 @@ netconvert / netgenerate, randomTrips.py and duarouter. The same arguments and s
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -53,16 +54,72 @@ def _strip_header(path: Path) -> None:
 
 
 class BuildParameterError(ValueError):
-    """A scenario-builder parameter out of range: `name`, `value` and the `low` bound."""
+    """A scenario-builder parameter out of range: `name`, `value` and what was `expected` (the bounds, and why)."""
 
     def __init__(self, name: str, value: float, expected: str):
         self.name, self.value, self.expected = name, value, expected
         super().__init__(f"{name} must be {expected}, got {value}")
 
 
-def _check(name: str, value: float, low: float, positive: bool = False) -> None:
-    if not (value > 0 if positive else value >= low):
-        raise BuildParameterError(name, value, "> 0" if positive else f">= {low:g}")
+# randomTrips.py draws each second's departures as Binomial(BINOMIAL_N, rate / 3600 / BINOMIAL_N) (--binomial):
+# at most BINOMIAL_N a second, so a rate of BINOMIAL_N * 3600 an hour or more cannot be honoured (it warns and
+# inserts exactly BINOMIAL_N every second)
+BINOMIAL_N = 4
+MAX_VEHICLES_PER_HOUR = BINOMIAL_N * 3600.0
+MAX_VEHICLES = 100_000          # vehicles a bundle's routes may hold in all (expected: rate x duration)
+
+# name: (low, high, open, unit, why), open: which ends are excluded ('low', 'high', 'both', ''); each check's
+# message says both bounds and why they are there
+BOUNDS = {
+    "length_m": (100.0, 100_000.0, "", "m", "a vehicle crosses a shorter road in seconds, and a longer edge is a "
+                                              "unit mistake: metres expected"),
+    "lanes": (1, 8, "", "lanes a direction", "the widest roads have about 6 to 8"),
+    "grid_n": (2, 50, "", "junctions a side", "50 x 50 traffic-light junctions already take netgenerate and "
+                                                 "SUMO minutes"),
+    "block_m": (10.0, 5000.0, "", "m", "a street block; a longer one is no city grid"),
+    "speed_mps": (0.0, 70.0, "low", "m/s", "252 km/h, faster than road traffic: km/h given as m/s?"),
+    "vehicles_per_hour": (0.0, MAX_VEHICLES_PER_HOUR, "both", "vehicles/h",
+                          f"randomTrips.py, with --binomial {BINOMIAL_N}, inserts at most {BINOMIAL_N} vehicles a "
+                          f"second, exactly that many from {MAX_VEHICLES_PER_HOUR:.0f} an hour: a rate there or "
+                          f"above is not honoured"),
+    "duration_s": (1.0, 86400.0, "", "s", "departures are drawn second by second, for at most a day"),
+    "min_distance_m": (0.0, 100_000.0, "", "m", "a trip longer than 100 km fits no bundled net"),
+    "seed": (0, 2**31 - 1, "", "", "duarouter's and SUMO's --seed is a 32-bit signed integer"),
+}
+
+
+def _g(x) -> str:
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:g}".replace("e+0", "e").replace("e+", "e")
+
+
+def _check(name: str, value) -> None:
+    """Raise BuildParameterError unless `value` is a finite number within BOUNDS[name]."""
+    low, high, open_, unit, why = BOUNDS[name]
+    low_open, high_open = open_ in ("low", "both"), open_ in ("high", "both")
+    unit = f" {unit}" if unit else ""
+    expected = f"{'>' if low_open else '>='} {_g(low)} and {'<' if high_open else '<='} {_g(high)}{unit} ({why})"
+    integer = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BuildParameterError(name, value, ("an integer " if integer else "a number ") + expected)
+    if not math.isfinite(value):
+        raise BuildParameterError(name, value, f"a finite number {expected}")
+    if integer and value != int(value):
+        raise BuildParameterError(name, value, f"an integer {expected}")
+    if (value <= low if low_open else value < low) or (value >= high if high_open else value > high):
+        raise BuildParameterError(name, value, expected)
+
+
+def _check_volume(vehicles_per_hour: float, duration_s: float) -> None:
+    """At most MAX_VEHICLES expected vehicles in all (each one is routed by duarouter and simulated by SUMO)."""
+    expected_vehicles = vehicles_per_hour * duration_s / 3600.0
+    if expected_vehicles > MAX_VEHICLES:
+        raise BuildParameterError(
+            "vehicles_per_hour", vehicles_per_hour,
+            f"<= {_g(MAX_VEHICLES * 3600.0 / duration_s)} with --duration-s {_g(duration_s)} (at most {MAX_VEHICLES} "
+            f"vehicles in all, each routed by duarouter and simulated by SUMO; this asks for "
+            f"{_g(round(expected_vehicles))})")
 
 
 def write_sumocfg(path: Path, net: Path, routes: Path, duration_s: float, seed: int) -> Path:
@@ -117,8 +174,10 @@ def build_routes(out_dir: str | Path, name: str, net_file: str | Path, vehicles_
     """`<name>.rou.xml` in out_dir: random passenger-car trips (randomTrips.py, Binomial arrivals at
     `vehicles_per_hour`, trips at least `min_distance_m` long, starting and ending mostly at the net's fringe)
     on an existing net, e.g. one of the OSM-derived nets SUMO ships, routed by duarouter."""
-    _check("vehicles_per_hour", vehicles_per_hour, 0.0, positive=True)
-    _check("duration_s", duration_s, 1.0)
+    for key, value in (("vehicles_per_hour", vehicles_per_hour), ("duration_s", duration_s), ("seed", seed),
+                       ("min_distance_m", min_distance_m)):
+        _check(key, value)
+    _check_volume(vehicles_per_hour, duration_s)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     routes = out / f"{name}.rou.xml"
@@ -151,10 +210,10 @@ def build_highway(out_dir: str | Path, length_m: float = 5000.0, lanes: int = 3,
     """A straight road along +x from (0, 0) to (length_m, 0): edge "fwd" eastbound and "bwd" westbound,
     `lanes` lanes each. Vehicles drive the whole road in either direction; `vehicles_per_hour` is the
     total over both directions. Files: highway.net.xml, highway.rou.xml, highway.sumocfg."""
-    _check("length_m", length_m, 1.0)
-    _check("lanes", lanes, 1)
-    _check("vehicles_per_hour", vehicles_per_hour, 0.0, positive=True)
-    _check("duration_s", duration_s, 1.0)
+    for key, value in (("length_m", length_m), ("lanes", lanes), ("vehicles_per_hour", vehicles_per_hour),
+                       ("duration_s", duration_s), ("seed", seed), ("speed_mps", speed_mps)):
+        _check(key, value)
+    _check_volume(vehicles_per_hour, duration_s)
     nodes = (f'<nodes>\n    <node id="w" x="0" y="0"/>\n    <node id="e" x="{length_m:g}" y="0"/>\n</nodes>\n')
     edges = ('<edges>\n'
              f'    <edge id="fwd" from="w" to="e" numLanes="{int(lanes)}" speed="{speed_mps:g}"/>\n'
@@ -170,13 +229,14 @@ def build_urban_grid(out_dir: str | Path, grid_n: int = 5, block_m: float = 200.
     the junctions, `lanes` lanes per direction; random trips mostly between the grid's border edges; one
     building per block, `building_setback_m` back from the street centre lines (write_block_buildings).
     Files: urban_grid.net.xml, urban_grid.rou.xml, urban_grid.sumocfg, urban_grid.poly.xml."""
-    _check("grid_n", grid_n, 2)
-    _check("block_m", block_m, 10.0)
+    for key, value in (("grid_n", grid_n), ("block_m", block_m)):
+        _check(key, value)
     if not 0 < building_setback_m < block_m / 2:
         raise BuildParameterError("building_setback_m", building_setback_m, f"> 0 and < {block_m / 2:g}")
-    _check("lanes", lanes, 1)
-    _check("vehicles_per_hour", vehicles_per_hour, 0.0, positive=True)
-    _check("duration_s", duration_s, 1.0)
+    for key, value in (("lanes", lanes), ("vehicles_per_hour", vehicles_per_hour), ("duration_s", duration_s),
+                       ("seed", seed), ("speed_mps", speed_mps)):
+        _check(key, value)
+    _check_volume(vehicles_per_hour, duration_s)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = ScenarioFiles(out / "urban_grid.net.xml", out / "urban_grid.rou.xml", out / "urban_grid.sumocfg",
