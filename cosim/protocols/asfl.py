@@ -9,16 +9,16 @@ the full models are averaged with weights |D_n| (SFL-V1's per-layer average, cos
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator
 
-from ..configbase import PosFloat, PosInt
+from ..configbase import ENERGY_J, ITERATIONS, PosFloat, PosInt
 from ..errors import SettingError
 from ..optimizers.asfl import BLOCKS
 from ..optimizers.costs import SplitCost
 from ..registry import register_scheme
-from .config import SplitConfig
+from .config import SPLIT_POINT, SplitConfig
 from .sfl import SflV1
 
 
@@ -29,10 +29,10 @@ class AsflConfig(SplitConfig):
     scheme: Literal["asfl"] = "asfl"
     optimizer: str = "asfl"
     selection: str = "dwell_fit"
-    cuts: Optional[list[PosInt]] = Field(default=None, min_length=1)
-    energy_budget_j: Optional[PosFloat] = None
+    cuts: Optional[list[Annotated[PosInt, SPLIT_POINT]]] = Field(default=None, min_length=1)
+    energy_budget_j: Optional[Annotated[PosFloat, ENERGY_J]] = None
     blocks: list[Literal[BLOCKS]] = list(BLOCKS)
-    bcd_max_iterations: PosInt = 20
+    bcd_max_iterations: Annotated[PosInt, ITERATIONS] = 20
 
     @field_validator("cuts")
     @classmethod

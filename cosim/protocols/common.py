@@ -37,6 +37,7 @@ from ..sim import Simulation
 from ..snapshot import SnapshotBuilder
 from ..task import LearningTask
 from ..world import Vehicle
+from .config import warn_once
 
 ROUND_FIELDS = ("round", "t_start_s", "t_end_s", "selected", "completed", "dropped", "aborted", "late", "accuracy",
                 "loss", "latency_s", "energy_j", "predicted_latency_s", "predicted_energy_j", "bytes_up",
@@ -233,6 +234,10 @@ class RoundProtocol:
             self._dwell_at_start = dwell_s
             self._t_plan = env.now       # predictions count from the plan (after the metadata phase)
             snap = self.builder.build(r, vehicles, [dwell_s[v.id] for v in vehicles], self.snapshot_extra(r, vehicles))
+            if len(vehicles) < self.proto.vehicles_per_round and "vehicles_per_round" in self.proto.model_fields_set:
+                warn_once(self, "vehicles_per_round", f"protocol.vehicles_per_round = {self.proto.vehicles_per_round}: "
+                          f"round {r} had only {len(vehicles)} covered vehicles to choose from, and selects at most "
+                          f"those (said once per run)")
             choice = self.select_rule.select(snap, sel_rng, lambda ids: self.solve(snap.restrict(ids), "selection"))
             for vid, why in choice.dropped.items():
                 trace.instant(env.now, r, vid, "select.drop", why)

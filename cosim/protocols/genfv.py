@@ -26,7 +26,7 @@ from learning.data import TensorDataset
 from learning.fl import LocalResult, augmented_aggregate, evaluate, local_train
 from learning.generators import deficit_labels, make_generator
 
-from ..configbase import Frozen, NonNegFloat, PosFloat, PosInt
+from ..configbase import DAY_S, ENERGY_J, ITERATIONS, Frozen, NonNegFloat, PosFloat, PosInt, within
 from ..errors import SettingError
 from ..optimizers.costs import FedAvgCost
 from ..optimizers.genfv import emd, kappa_weights, label_distribution
@@ -39,13 +39,16 @@ from .fl import FedAvg
 HISTOGRAM_BYTES_PER_CLASS = 4          # one int32 count per class on the wire
 
 
+_GENERATED = within(high=10**6, why="generated samples are made and held in memory every round")
+
+
 class GeneratorConfig(Frozen):
     """The server's generator: `pool`, `cvae` (options: its hyperparameters, e.g. {latent_dim: 16, epochs: 300})
     or `plugin` (`path`: a local Python file defining make_generator(pool, options); options are passed to it).
     seconds_per_sample: t0, the simulated generation time per sample (T_inf = b t0). cache_dir: where the
     trained cvae is kept (default $COSIM_CACHE_DIR, else ~/.cache/cosim; relative: to the scenario)."""
     kind: Literal["pool", "cvae", "plugin"] = "pool"
-    seconds_per_sample: NonNegFloat = 0.01
+    seconds_per_sample: Annotated[NonNegFloat, within(high=3600.0, unit="s", why="an hour per generated sample")] = 0.01
     path: Optional[str] = Field(default=None, validate_default=True)
     options: dict[str, Union[int, float, str, bool]] = {}
     cache_dir: Optional[str] = None
@@ -67,21 +70,21 @@ class GenfvConfig(ProtocolConfig):
     scheme: Literal["genfv"] = "genfv"
     optimizer: str = "genfv"
     selection: str = "all"
-    energy_budget_j: Optional[PosFloat] = None
-    max_latency_s: Optional[PosFloat] = None
+    energy_budget_j: Optional[Annotated[PosFloat, ENERGY_J]] = None
+    max_latency_s: Optional[Annotated[PosFloat, DAY_S]] = None
     emd_max: Annotated[float, Field(ge=0, le=2)] = 2.0
     vehicle_selection: Literal["genfv", "none"] = "genfv"
     selection_rank: Literal["random", "emd", "latency"] = "random"
     power_control: Literal["sca", "max"] = "sca"
     bandwidth_allocation: Literal["kkt", "equal"] = "kkt"
-    max_iterations: PosInt = 30
+    max_iterations: Annotated[PosInt, ITERATIONS] = 30
     augmentation: bool = True
     generation_amount: Literal["closed_form", "fixed"] = "closed_form"
-    fixed_b: Annotated[int, Field(ge=0)] = 100
-    max_generated: PosInt = 1000
+    fixed_b: Annotated[int, Field(ge=0), _GENERATED] = 100
+    max_generated: Annotated[PosInt, _GENERATED] = 1000
     server_data_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(default=0.1, validate_default=True)
     generator: GeneratorConfig = GeneratorConfig()
-    metadata_deadline_s: PosFloat = 1.0
+    metadata_deadline_s: Annotated[PosFloat, DAY_S] = 1.0
 
     @field_validator("server_data_fraction")
     @classmethod

@@ -15,7 +15,7 @@ from learning.fl import state_nbytes
 from learning.memory import kept_bytes
 from learning.models.lora import apply_lora
 
-from ..configbase import Frozen, PosFloat
+from ..configbase import Frozen, PosFloat, within
 from ..errors import SettingError
 
 Rank = Annotated[int, Field(ge=1, le=256)]
@@ -25,7 +25,8 @@ TARGETS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 class LoraSettings(Frozen):
     """Adapters of rank `rank` scaled by alpha / rank on `targets` (linear layers of each transformer block)."""
     rank: Rank = 8
-    alpha: PosFloat = 16.0
+    alpha: Annotated[PosFloat, within(high=1e4, why="the update is scaled by alpha / rank; alpha is 8 to 64 in "
+                                                   "practice")] = 16.0
     targets: Annotated[list[Literal[TARGETS]], Field(min_length=1)] = list(TARGETS)
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Optional
 import torch
 from pydantic import Field, field_validator
 
-from ..configbase import Frozen, PosFloat, PosInt
+from ..configbase import DAY_S, ITERATIONS, Frozen, PosFloat, PosInt, within
 from ..errors import SettingError
 from ..optimizers.costs import SplitCost
 from ..optimizers.baseline import assemble
@@ -33,11 +33,14 @@ CALIBRATION_FORMAT = "cosim.quant-calibration/1"     # what cosim.calibrate writ
 Bits = Annotated[int, Field(ge=1, le=32)]
 
 
+_CURVE = within(-1e6, 1e6, why="an accuracy curve's coefficients are of order 1")
+
+
 class AccuracyCurveConfig(Frozen):
     """O(q) = a (1 - exp(-b q)) + c, as `cosim calibrate quant` fits it."""
-    a: float
-    b: float
-    c: float
+    a: Annotated[float, _CURVE]
+    b: Annotated[float, _CURVE]
+    c: Annotated[float, _CURVE]
 
 
 def _supported(bits: int) -> bool:
@@ -58,11 +61,11 @@ class SflamConfig(SplitConfig):
     stochastic_rounding: bool = False
     accuracy_model: Optional[AccuracyCurveConfig] = None
     accuracy_model_file: Optional[str] = Field(default=None, validate_default=True)
-    max_latency_s: Optional[PosFloat] = None
+    max_latency_s: Optional[Annotated[PosFloat, DAY_S]] = None
     assignment: Literal["optimal", "random"] = "optimal"
     assignment_solver: Literal["lp", "exact"] = "exact"
     power_control: Literal["sca", "max"] = "sca"
-    max_iterations: PosInt = 20
+    max_iterations: Annotated[PosInt, ITERATIONS] = 20
 
     @field_validator("bits_min", "bits_max", "gradient_bits")
     @classmethod

@@ -27,7 +27,7 @@ from learning.profile import server_flops_by_length
 from learning.split import server_step
 from learning.tokens import select_tokens
 
-from ..configbase import PosFloat, PosInt
+from ..configbase import ENERGY_J, PosFloat, PosInt, within
 from ..optimizers.st_sflora_model import TokenCost, TokenGeometry
 from ..registry import register_scheme
 from ..world import Vehicle
@@ -39,6 +39,9 @@ from .sl import SplitRounds, SplitUpdate
 IMPORTANCE_BYTES_PER_TOKEN = 4          # one float32 score per patch token
 
 
+_TOKENS = within(high=100000, unit="tokens", why="more tokens than any image has patches")
+
+
 class StSfloraConfig(SplitConfig, LoraFields):
     """ST-SFLora's settings. cut: the vehicle runs stages [0, cut) (the embedding and cut - 1 blocks; at least
     one block, whose CLS attention scores the tokens). token_selection `topk` (K from the optimizer, at
@@ -48,9 +51,9 @@ class StSfloraConfig(SplitConfig, LoraFields):
     scheme: Literal["st_sflora"] = "st_sflora"
     optimizer: str = "st_sflora"
     token_selection: Literal["topk", "full"] = "topk"
-    k_min: PosInt = 16
-    fixed_tokens: Optional[PosInt] = None
-    energy_budget_j: Optional[PosFloat] = None
+    k_min: Annotated[PosInt, _TOKENS] = 16
+    fixed_tokens: Optional[Annotated[PosInt, _TOKENS]] = None
+    energy_budget_j: Optional[Annotated[PosFloat, ENERGY_J]] = None
     power_control: Literal["bisection", "max"] = "bisection"
     bandwidth_allocation: Literal["bisection", "equal"] = "bisection"
     max_iterations: Annotated[int, Field(ge=1, le=1000)] = 20
