@@ -23,8 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a field, e.g. --set protocol.rounds=5 (repeatable)")
-    run.add_argument("--out", help="run directory (default: runs/<name>-seed<seed>)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    run.add_argument("--out", help="run directory (default: runs/<name>-seed<seed>, or -2, -3, ... if that holds a run)")
+    run.add_argument("--force", action="store_true", help="replace the run already in --out (once the new one is written)")
+    run.add_argument("--threads", type=int, default=1,
+                     help="PyTorch threads (default 1; results depend on it, so it is in the manifest)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary table (a failure still prints one line)")
     scen = sub.add_parser("scenario", help="scenario tools").add_subparsers(dest="action", required=True)
     build = scen.add_parser("build", help="build SUMO net, routes and .sumocfg").add_subparsers(
         dest="what", required=True)
@@ -111,7 +114,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .rundir import signals_interrupt
+
     args = _parser().parse_args(argv)
+    with signals_interrupt():       # Ctrl-C or SIGTERM: the run ends `interrupted`, what was recorded written
+        return _main(args)
+
+
+def _main(args) -> int:
     try:
         if args.cmd == "validate":
             return _validate(args)
@@ -139,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, MobilityInputError) as err:
         print(str(err), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted (a run directory, if one was started, holds the trace so far)", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{f' ({exc})' if str(exc) else ''}: a run directory, if one was started, holds what was "
+              "recorded so far", file=sys.stderr)
         return 130
 
 
@@ -351,24 +362,53 @@ def _pretrain(args) -> int:
     return 0
 
 
+def _run_dir(args, sc) -> Path:
+    """--out, checked: a run already there needs --force. The default folder instead gets the first free
+    suffix (-2, -3, ...), so a second run never silently replaces the first."""
+    from .rundir import check_replaceable, is_empty_dir
+
+    if args.out:
+        run_dir = writable_dir(Path(args.out), "cosim run")
+        check_replaceable(run_dir, "cosim run")
+        if run_dir.exists() and not is_empty_dir(run_dir) and not args.force:
+            raise UserError(field_error("cosim run", "--out", args.out,
+                                        "a new folder (it holds a run; --force replaces it once the new one is written)"))
+        return run_dir
+    base = Path("runs") / f"{sc.name}-seed{sc.seed}"
+    run_dir, n = base, 1
+    while not args.force and run_dir.exists() and not is_empty_dir(run_dir):
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    check_replaceable(run_dir, "cosim run")
+    return writable_dir(run_dir, "cosim run")
+
+
 def _run(args) -> int:
+    import torch
+
     from .progress import RunProgress
     from .run import run_scenario
 
+    if args.threads < 1:
+        raise UserError(field_error("cosim run", "--threads", args.threads, ">= 1"))
     sc = load_scenario(args.scenario, args.overrides)
-    run_dir = writable_dir(Path(args.out) if args.out else Path("runs") / f"{sc.name}-seed{sc.seed}", "cosim run")
+    run_dir = _run_dir(args, sc)
+    torch.set_num_threads(args.threads)
     try:
         with RunProgress(sc.protocol.rounds, sc.duration_s, quiet=args.quiet) as progress:
-            result = run_scenario(sc, run_dir, on_round=progress.update)
+            result = run_scenario(sc, run_dir, on_round=progress.update, overrides=args.overrides)
     except SettingError as err:
         raise err.with_source(args.scenario) from None
     if sc.output.plots and result.rounds:
         from .plots import plot_run
 
         plot_run(run_dir)
+    ok = result.status in ("completed", "duration-reached")
     if not args.quiet:
-        progress.summary(result)
-    return 0 if result.status in ("completed", "duration-reached") else 1
+        progress.summary(result, args.overrides)
+    elif not ok:
+        print(f"{run_dir}: run ended {result.status}: {result.summary.get('detail') or 'no detail'}", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -30,14 +30,18 @@ class RunProgress:
             self._progress.__enter__()
         self._progress.update(self._task, advance=1, sim_s=sim_now_s, acc=f"{row['accuracy']:.3f}")
 
-    def summary(self, result) -> None:
+    def summary(self, result, overrides: list[str] = ()) -> None:
+        """The result table and the run directory, on stdout (progress and warnings go to stderr)."""
         s = result.summary
         table = Table(title=f"run: {s['status']}", show_header=False)
+        for item in overrides:
+            table.add_row("--set", item)
         for key in ("rounds_completed", "sim_time_s", "final_accuracy", "final_loss", "total_energy_j",
                     "total_bytes_up"):
             value = s[key]
             table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
         if s.get("detail"):
             table.add_row("detail", s["detail"])
-        self.console.print(table)
-        self.console.print(f"run directory: {result.run_dir}")
+        out = Console()
+        out.print(table)
+        out.print(f"run directory: {result.run_dir}", soft_wrap=True, markup=False)

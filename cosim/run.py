@@ -1,11 +1,12 @@
 """Run a scenario end to end and write its run directory."""
 from __future__ import annotations
 
-import json
 import platform
+from importlib import metadata
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -22,11 +23,12 @@ from .optimizers.api import Decision, snapshot_to_json
 from .positions import RSU_FIELDS, PositionLog, rsu_rows
 from .protocols.common import RoundProtocol
 from .rng import RngStreams
+from .rundir import Staging, signals_deferred, staged, write_error
 from .scenario import Scenario, to_dict
 from .sim import Simulation
 from .task import LearningTask, build_task
 from .trace import Trace
-from .trace.export import write_chrome_trace, write_csv, write_parquet, write_rows_csv
+from .trace.export import strict_dumps, write_chrome_trace, write_csv, write_parquet, write_rows_csv
 from .world import World
 
 
@@ -47,16 +49,27 @@ def _versions() -> dict:
     import numpy
     import simpy
 
+    try:
+        sumo = metadata.version("eclipse-sumo")
+    except metadata.PackageNotFoundError:
+        sumo = None
     return {"cosim": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-            "simpy": simpy.__version__, "torch": torch.__version__}
+            "simpy": simpy.__version__, "torch": torch.__version__, "sumo": sumo}
 
 
 def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict, float], None]] = None,
-                 source: Optional[MobilitySource] = None) -> RunResult:
-    """Build the World, run the protocol on the SimPy clock, write the trace (also after a failure).
+                 source: Optional[MobilitySource] = None, overrides: Sequence[str] = ()) -> RunResult:
+    """Build the World, run the protocol on the SimPy clock, write the run directory (also after a failure).
 
-    `source` replaces the scenario's mobility source (for embedding, or fault injection in tests).
+    The directory appears whole or not at all (cosim.rundir): the run writes a hidden sibling, renamed into
+    place at the end; an older run there is replaced only then. `source` replaces the scenario's mobility
+    source (for embedding, or fault injection in tests); `overrides` (the --set strings) go into the manifest.
     """
+    with staged(Path(run_dir)) as stage:
+        return _run_staged(sc, stage, on_round, source, list(overrides))
+
+
+def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str]) -> RunResult:
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
     rsus, radio = build_rsus(sc), build_radio(sc, streams)      # first: they check settings against the net
@@ -64,7 +77,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     tracks = None
     if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
         tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)
-    source = source if source is not None else build_source(sc, streams, Path(run_dir) / "sumo")
+    source = source if source is not None else build_source(sc, streams, stage.path / "sumo")
     devices = VehicleDevices(sc.devices.vehicle, streams)    # each vehicle's CPU or GPU
     server = ServerModel(sc.devices.server.flops_per_s, sc.devices.server.gpu_slots)
 
@@ -81,20 +94,21 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     sim.positions = PositionLog(sim.world) if sc.output.positions else None
     protocol_class = registry.scheme(sc.protocol.scheme).protocol
     proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
+    save = partial(_save, stage, sc, sim, proto, dwell, overrides)
     try:
         sim.run(_then_realize(proto.process(), sim, dwell) if sc.output.realize_dwells else proto.process())
     except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
         if sim.env.now > 0 or sim.trace.spans or proto.rounds:  # something ran: keep it; else no run dir
             sim.status, sim.failure = "input-error", str(exc)
-            write_run(run_dir, sc, sim, proto, dwell)
+            save()
         raise
-    except KeyboardInterrupt:           # Ctrl-C: keep what was recorded (spans still open are not in it)
-        sim.status, sim.failure = "interrupted", f"interrupted at t={sim.env.now:g} s"
-        write_run(run_dir, sc, sim, proto, dwell)
+    except KeyboardInterrupt as exc:   # Ctrl-C or SIGTERM: keep what was recorded (open spans are not in it)
+        sim.status, sim.failure = "interrupted", f"interrupted at t={sim.env.now:g} s" + (f" ({exc})" if str(exc) else "")
+        save()
         raise
     except Exception as exc:            # a bug: keep what was recorded, say so, then let it surface
         sim.status, sim.failure = "internal-error", f"{type(exc).__name__}: {exc}"
-        write_run(run_dir, sc, sim, proto, dwell)
+        save()
         raise
     finally:
         source.close()
@@ -102,8 +116,25 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
         covered = len({i.actor for i in sim.trace.instants if i.kind == "coverage.enter"})
         sim.failure = (f"no round completed in {sc.duration_s:g} s: {sim.world.appeared} vehicles appeared, "
                        f"{covered} ever in an RSU's coverage")
-    result = write_run(run_dir, sc, sim, proto, dwell)
+    result = save()
     result.task = task
+    return result
+
+
+def _save(stage: Staging, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook,
+          overrides: list[str]) -> RunResult:
+    """Write the run into the staging folder and rename it into place, with SIGINT and SIGTERM held; a
+    signal that came meanwhile is raised after, as KeyboardInterrupt. A failed write (disk full) is one
+    line, and nothing is replaced."""
+    with signals_deferred() as caught:
+        try:
+            result = write_run(stage.path, sc, sim, proto, dwell, overrides)
+            stage.commit()
+        except OSError as exc:
+            raise write_error(stage.run_dir, exc) from None
+    result.run_dir = stage.run_dir
+    if caught and sim.status != "interrupted":
+        raise KeyboardInterrupt("signal during writing; the run was written whole")
     return result
 
 
@@ -115,28 +146,17 @@ def _then_realize(rounds, sim: Simulation, dwell: DwellBook):
         yield env.timeout(sim.world.step_s)
 
 
-# what a run may write: cleared first when a run directory is reused, so no file of an older run lingers
-_OUTPUTS = ("manifest.json", "rounds.csv", "dwell.csv", "trace.json", "summary.json", "decisions.parquet",
-            "timings.json", "kept_patches.json", "plots/kept_patches.png", "positions.parquet", "rsus.csv",
-            *(f"{t}.{ext}" for t in ("spans", "instants", "counters", "packets") for ext in ("parquet", "csv")),
-            "plots/rounds.png", "plots/dwell.png")
-
-
-def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook) -> RunResult:
+def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook,
+              overrides: Sequence[str] = ()) -> RunResult:
     """manifest.json, spans/instants/counters.parquet, rounds.csv, decisions.parquet, dwell.csv, trace.json,
     summary.json; timings.json (wall-clock solve times: they differ from run to run, so nothing else holds
     them); snapshots/ when output.snapshots is on."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in _OUTPUTS:
-        (run_dir / name).unlink(missing_ok=True)
-    if (run_dir / "snapshots").is_dir():
-        for old in (run_dir / "snapshots").glob("round-*.json"):
-            old.unlink()
     rounds = proto.rounds
     trace = sim.trace
     own = proto.outputs() if rounds else {}
     # PyTorch's float reductions depend on its thread count: identical outputs need the same count
-    manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(),
+    manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(), "overrides": list(overrides),
                 "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
                           "decisions.parquet", "dwell.csv", "rsus.csv", "trace.json", "summary.json", "timings.json",
@@ -145,14 +165,13 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
         manifest["files"].append(sim.positions.write(run_dir / "positions.parquet").name)
     for name, text in own.items():
         (run_dir / name).write_text(text)
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_parquet(trace, run_dir)
     if sc.output.csv:
         write_csv(trace, run_dir)
     fields = proto.csv_fields
     write_rows_csv(run_dir / "rounds.csv", fields, ([row.get(f, "") for f in fields] for row in rounds))
     write_decisions(run_dir / "decisions.parquet", proto.decision_rows, _decision_class(proto))
-    (run_dir / "timings.json").write_text(json.dumps(
+    (run_dir / "timings.json").write_text(strict_dumps(
         {"optimizer": proto.optimizer.name, "solves": proto.solve_ms,
          "total_ms": sum(t["ms"] for t in proto.solve_ms)}, indent=1) + "\n")
     if proto.snapshots:
@@ -172,7 +191,8 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
         "spans": len(trace.spans), "instants": len(trace.instants), "counters": len(trace.counters),
         "prediction": prediction_gap(proto.decision_rows),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (run_dir / "summary.json").write_text(strict_dumps(summary, indent=2, sort_keys=True) + "\n")
+    (run_dir / "manifest.json").write_text(strict_dumps(manifest, indent=2, sort_keys=True) + "\n")     # last: it marks a run directory
     return RunResult(run_dir, sim.status, rounds, summary, protocol=proto)
 
 

@@ -19,6 +19,7 @@ Vehicle processes read their current decisions with `decision(vehicle_id)` and t
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import Generator, Optional
@@ -275,6 +276,8 @@ class RoundProtocol:
                 over.succeed()
             results = [p.value for p in procs]
             yield from self.finish_round(r, t0, first_span, self.plan, results)
+            if self.sim.done.triggered:        # the round diverged (record_round ended the run)
+                return
             r += 1
             if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
                 yield env.timeout(t0 + self.proto.round_interval_s - env.now)    # rounds on a period
@@ -364,6 +367,8 @@ class RoundProtocol:
         row["vehicles_aggregated"] = [x.vehicle for x in results if x.result is not None]
         row.update(extra)
         self.rounds.append(row)
+        if not math.isfinite(loss):     # training blew up: later rounds would only average NaN
+            self.sim.finish("diverged", f"round {r}: the global model's loss is {loss}")
         self.decision_rows += round_rows(r, self._t_plan, plan, round_spans, set(row["vehicles_aggregated"]))
         if self.on_round is not None:
             self.on_round(row)

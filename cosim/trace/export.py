@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -67,16 +69,44 @@ def write_rows_csv(path: Path, header, rows) -> None:
             writer.writerow([repr(float(v)) if isinstance(v, float) else v for v in row])
 
 
+def finite(obj):
+    """`obj` with every NaN or infinite float replaced by None (JSON has no such numbers)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def strict_dumps(obj, **kwargs) -> str:
+    """json.dumps that writes strict JSON: NaN and infinities become null (strict readers, Perfetto among
+    them, reject the NaN that json.dumps writes by default). The common case, all finite, costs one pass."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(finite(obj), allow_nan=False, **kwargs)
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that puts "v2" before "v10" (digit runs compared as numbers)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
+
+
 def chrome_trace(trace: Trace) -> dict:
     """Chrome trace-event format (JSON object form): one thread track per actor, times in us.
 
-    Spans are complete events ("X"), instants "i", counters "C". Spec: Trace Event Format (Google).
+    Spans are complete events ("X"), instants "i", counters "C"; tracks sort naturally (v2 before v10,
+    thread_sort_index). Spec: Trace Event Format (Google).
     """
     actors = sorted({s.actor for s in trace.spans} | {i.actor for i in trace.instants}
-                    | {c.actor for c in trace.counters})
+                    | {c.actor for c in trace.counters}, key=natural_key)
     tid = {a: n + 1 for n, a in enumerate(actors)}
     events: list[dict] = [{"ph": "M", "pid": 1, "tid": 0, "name": "process_name", "args": {"name": "cosim"}}]
-    events += [{"ph": "M", "pid": 1, "tid": tid[a], "name": "thread_name", "args": {"name": a}} for a in actors]
+    for a in actors:
+        events.append({"ph": "M", "pid": 1, "tid": tid[a], "name": "thread_name", "args": {"name": a}})
+        events.append({"ph": "M", "pid": 1, "tid": tid[a], "name": "thread_sort_index", "args": {"sort_index": tid[a]}})
     for s in trace.spans:
         events.append({
             "ph": "X", "pid": 1, "tid": tid[s.actor], "name": s.kind, "cat": s.payload or s.kind,
@@ -97,5 +127,5 @@ def chrome_trace(trace: Trace) -> dict:
 def write_chrome_trace(trace: Trace, path: Path) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
         # dumps, not dump: json.dump streams through the pure-Python encoder, dumps uses the C one (~5x)
-        fh.write(json.dumps(chrome_trace(trace), separators=(",", ":")))
+        fh.write(strict_dumps(chrome_trace(trace), separators=(",", ":")))
     return path

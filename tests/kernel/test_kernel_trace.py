@@ -90,16 +90,33 @@ def test_plot_writes_png(two_runs, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
-def test_a_reused_run_directory_keeps_no_file_of_the_older_run(two_runs, tmp_path):
+def test_a_reused_run_directory_needs_force_and_is_replaced_whole(two_runs, tmp_path, capsys):
     run = tmp_path / "reused"
     assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(run), *QUICK,
                  "--set", "output.trace_level=packets", "--set", "output.csv=true"]) == 0
     assert main(["plot", str(run)]) == 0
     (run / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in run.iterdir())
+    capsys.readouterr()
+    assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(run), *QUICK]) == 2
+    assert "--force replaces it" in capsys.readouterr().err and sorted(p.name for p in run.iterdir()) == before
+    assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(run), *QUICK, "--force"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in two_runs[0].iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reused"]     # no staging folder, no lock file left
+
+
+def test_a_symlinked_plots_folder_in_a_reused_run_leaves_its_target_untouched(two_runs, tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
     assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(run), *QUICK]) == 0
-    assert sorted(p.name for p in run.iterdir()) == sorted(
-        [p.name for p in two_runs[0].iterdir()] + ["notes.txt", "plots"])
-    assert not any((run / "plots").iterdir())
+    elsewhere.mkdir()
+    for name in ("rounds.png", "dwell.png", "keep.txt"):
+        (elsewhere / name).write_text(name)
+    (run / "plots").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(run), *QUICK, "--force",
+                 "--set", "output.plots=true"]) == 0
+    assert sorted((p.name, p.read_text()) for p in elsewhere.iterdir()) == [
+        ("dwell.png", "dwell.png"), ("keep.txt", "keep.txt"), ("rounds.png", "rounds.png")]
+    assert not (run / "plots").is_symlink() and (run / "plots" / "rounds.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_version_in_manifests_is_the_package_version():
