@@ -39,6 +39,15 @@ def _polygonal_parts(geom) -> list:
     return [p for p in parts if not p.is_empty and p.area > 0]
 
 
+def _finite_xy(shape) -> bool:
+    """Whether a shape is a non-empty list of finite (x, y) pairs."""
+    try:
+        xy = np.asarray(shape, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return xy.ndim == 2 and xy.shape[0] > 0 and xy.shape[1] == 2 and bool(np.isfinite(xy).all())
+
+
 class Buildings:
     """Building footprints, indexed by a shapely STRtree for bulk "which links are blocked" queries."""
 
@@ -80,7 +89,13 @@ class Buildings:
         if any(str(p.geo).lower() in ("1", "true") for p in kept):
             raise ValueError(f"{path}: expected building shapes in network x, y coordinates, found geo "
                              "(lon, lat) shapes")
-        buildings = cls([p.shape for p in kept])
+        try:
+            buildings = cls([p.shape for p in kept])
+        except (ValueError, shapely.errors.ShapelyError) as e:     # an empty, 1-D or non-finite shape
+            bad = next((p.id for p in kept if not _finite_xy(p.shape)), None)
+            which = f"<poly id={bad!r}>" if bad is not None else "a <poly>"
+            raise ValueError(f"{path}: {which} has a shape that is not x,y pairs of finite numbers (expected "
+                             f"\"x1,y1 x2,y2 ...\"; {' '.join(str(e).split())})") from None
         if not len(buildings):
             raise ValueError(f"{path}: expected at least one <poly> of type 'building...' with 3 or more "
                              f"distinct points, found none among {len(polys)} polygons")

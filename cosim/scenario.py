@@ -231,6 +231,16 @@ class ScriptedVehicleConfig(_Frozen):
 class ScriptedConfig(_Frozen):
     vehicles: Annotated[list[ScriptedVehicleConfig], Field(min_length=1)]
 
+    @field_validator("vehicles")
+    @classmethod
+    def _unique_ids(cls, value):
+        first: dict[str, int] = {}
+        for i, v in enumerate(value):
+            if v.id in first:
+                raise ValueError(f"each vehicle id once ({v.id!r} is vehicles.{first[v.id]} and vehicles.{i})")
+            first[v.id] = i
+        return value
+
 
 class FcdConfig(_Frozen):
     file: str

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from .base import MobilityError
 
-__all__ = ["MobilityError", "MobilityInputError", "MobilityFileNotFoundError", "one_line", "require_file", "require_xml",
-           "xml_root_tag"]
+__all__ = ["MobilityError", "MobilityInputError", "MobilityFileNotFoundError", "malformed_xml", "one_line",
+           "require_file", "require_xml", "xml_root_tag"]
 
 
 def one_line(text: object, max_chars: int = 300) -> str:
@@ -56,6 +56,16 @@ def xml_root_tag(path: str | Path) -> str:
     except ET.ParseError as e:
         raise MobilityInputError(path, f"malformed XML ({one_line(e)})") from None
     raise MobilityInputError(path, "empty XML document")
+
+
+def malformed_xml(path: str | Path) -> str | None:
+    """The parse error of an XML file on one line, or None if it is well-formed (streams; memory stays small)."""
+    try:
+        for _, elem in ET.iterparse(path, events=("end",)):
+            elem.clear()
+    except ET.ParseError as e:
+        return one_line(e)
+    return None
 
 
 def require_xml(path: str | Path, role: str, root_tags: tuple[str, ...]) -> Path:

@@ -45,12 +45,15 @@ def iter_fcd_frames(path: str | Path) -> Iterator[FcdFrame]:
     """Stream the timesteps of an FCD file in file order; elements are cleared as they are read.
 
     Raises MobilityFileNotFoundError / MobilityInputError naming the file (missing, not gzip/XML, not
-    an FCD export, a vehicle without x/y), also for a file that breaks off part-way.
+    an FCD export, a vehicle without x/y), also for a file that breaks off part-way; a bad timestep (its
+    time not a number or not after the one before, a vehicle listed twice, a position, speed or angle that
+    is not finite) is named by its number (1 = the first) and time.
     """
     path = require_file(path, "FCD file")
     f = _open(path)
     root = None
-    time_s = float("nan")
+    prev_time_s = -np.inf
+    n = 0
     try:
         for event, elem in ET.iterparse(f, events=("start", "end")):
             if root is None:
@@ -61,27 +64,64 @@ def iter_fcd_frames(path: str | Path) -> Iterator[FcdFrame]:
                 continue
             if event != "end" or elem.tag != "timestep":
                 continue
-            time_s = float(elem.get("time", "nan"))
+            n += 1
+            time_s = _timestep_time_s(path, n, elem.get("time"), prev_time_s)
+            where = f"timestep {n} (time {elem.get('time')})"
             vehicles = elem.findall("vehicle")
             try:
-                ids = np.array([v.get("id") for v in vehicles], dtype=str)
+                ids = np.array([v.attrib["id"] for v in vehicles], dtype=str)
                 rows = np.array([[float(v.get(k)) for k in ("x", "y", "speed", "angle")] for v in vehicles],
                                 dtype=float).reshape(len(vehicles), 4)
+            except KeyError:
+                raise MobilityInputError(path, f"{where}: a vehicle without an id") from None
             except (TypeError, ValueError):
-                raise MobilityInputError(path, f"timestep {time_s}: a vehicle lacks numeric x, y, speed or "
+                raise MobilityInputError(path, f"{where}: a vehicle lacks numeric x, y, speed or "
                                                "angle (geo FCD is not supported)") from None
             root.clear()
             order = np.argsort(ids, kind="stable")
-            rows = rows[order]
-            yield FcdFrame(time_s, ids[order], rows[:, :2], rows[:, 2], rows[:, 3])
+            ids, rows = ids[order], rows[order]
+            _check_vehicles(path, where, ids, rows)
+            prev_time_s = time_s
+            yield FcdFrame(time_s, ids, rows[:, :2], rows[:, 2], rows[:, 3])
     except ET.ParseError as e:
         raise MobilityInputError(path, f"malformed XML ({one_line(e)})") from None
     except (OSError, EOFError, zlib.error) as e:  # bad or truncated gzip
         raise MobilityInputError(path, f"unreadable ({type(e).__name__}: {one_line(e)})") from None
+    except (LookupError, UnicodeError) as e:      # an unknown or wrong encoding in the XML declaration
+        raise MobilityInputError(path, f"unreadable text ({type(e).__name__}: {one_line(e)})") from None
     finally:
         f.close()
     if root is None:
         raise MobilityInputError(path, "empty XML document")
+
+
+def _timestep_time_s(path: Path, n: int, text: str | None, prev_time_s: float) -> float:
+    """The time of timestep `n` (1-based), checked: a finite number, later than the timestep before."""
+    try:
+        time_s = float(text)
+    except (TypeError, ValueError):
+        time_s = float("nan")
+    if not np.isfinite(time_s):
+        shown = "no time attribute" if text is None else f"time {text!r} is not a finite number"
+        raise MobilityInputError(path, f"timestep {n}: {shown} (expected seconds, e.g. time=\"12.00\")")
+    if time_s <= prev_time_s:
+        raise MobilityInputError(path, f"timestep {n} (time {text}): time goes backwards or repeats (the timestep "
+                                       f"before is at {prev_time_s:g} s; expected increasing times)")
+    return time_s
+
+
+def _check_vehicles(path: Path, where: str, ids_sorted: np.ndarray, rows: np.ndarray) -> None:
+    """MobilityInputError for a vehicle listed twice or a non-finite x, y, speed or angle."""
+    twice = np.flatnonzero(ids_sorted[1:] == ids_sorted[:-1])
+    if twice.size:
+        raise MobilityInputError(path, f"{where}: vehicle {str(ids_sorted[twice[0]])!r} is listed twice "
+                                       "(expected each id once per timestep)")
+    bad = ~np.isfinite(rows)
+    if bad.any():
+        i, k = np.argwhere(bad)[0]
+        name = ("x", "y", "speed", "angle")[k]
+        raise MobilityInputError(path, f"{where}: vehicle {str(ids_sorted[i])!r} has {name}={float(rows[i, k])} "
+                                       "(expected finite numbers)")
 
 
 def _lerp_angle_deg(a0: np.ndarray, a1: np.ndarray, w: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Road geometry from a SUMO net (sumolib): RSU placement along roads and a vehicle's remaining path."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import networkx as nx
 import numpy as np
 import sumolib
 
-from .errors import MobilityInputError, one_line, require_file, xml_root_tag
+from .errors import MobilityInputError, malformed_xml, one_line, require_file, xml_root_tag
 from .rsu import RsuLayout
 
 __all__ = ["load_net", "longest_path_edges", "path_shape_xy", "rsus_along_path", "remaining_path_xy"]
@@ -33,6 +34,9 @@ def _load_net_cached(path: str, _mtime_ns: int) -> sumolib.net.Net:
     try:
         return sumolib.net.readNet(path, withInternal=True)
     except Exception as e:  # sumolib raises SAX errors and assorted KeyErrors on broken nets
+        broken = malformed_xml(path)        # sumolib may trip on a missing attribute before the break
+        if broken is not None:
+            raise MobilityInputError(path, f"malformed XML ({broken})") from None
         raise MobilityInputError(path, f"unreadable SUMO net ({type(e).__name__}: {one_line(e)})") from None
 
 
@@ -42,6 +46,30 @@ def _net_path(net: sumolib.net.Net | str | Path) -> tuple[sumolib.net.Net, str]:
     return net, "<net>"
 
 
+class PathTooShortError(ValueError):
+    """The path is shorter than where the first RSU would go."""
+
+    def __init__(self, total_m: float, start_m: float):
+        self.total_m, self.start_m = total_m, start_m
+        super().__init__(total_m, start_m)      # args as given: SimPy re-raises as type(e)(*e.args)
+
+    def __str__(self) -> str:
+        return f"path of {self.total_m:.1f} m is too short for a first RSU at {self.start_m} m"
+
+
+@contextlib.contextmanager
+def _net_geometry(net_name: str):
+    """MobilityInputError naming the net for what sumolib raises on a net it read but cannot build shapes of
+    (it computes them lazily: an edge between junctions the net lacks, a lane without a shape)."""
+    try:
+        yield
+    except (MobilityInputError, PathTooShortError):
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError) as e:
+        raise MobilityInputError(net_name, f"unusable SUMO net geometry ({type(e).__name__}: {one_line(e)})") \
+            from None
+
+
 def longest_path_edges(net: sumolib.net.Net | str | Path) -> list[str]:
     """Edge ids of the longest shortest path (by length) between any two junctions of the net, over the
     edges passenger cars may use (an OSM net's cycleways and footpaths are not roads for RSUs).
@@ -49,14 +77,15 @@ def longest_path_edges(net: sumolib.net.Net | str | Path) -> list[str]:
     Exact: Dijkstra from every junction (networkx), O(N E log N); ties go to the smallest (from, to)
     junction ids, so the choice is deterministic. Internal (junction) edges are ignored.
     """
-    net, _ = _net_path(net)
+    net, net_name = _net_path(net)
     g = nx.DiGraph()
-    for e in net.getEdges(withInternal=False):
-        if not e.allows("passenger"):
-            continue
-        u, v, length = e.getFromNode().getID(), e.getToNode().getID(), e.getLength()
-        if u != v and (not g.has_edge(u, v) or g[u][v]["weight"] > length):
-            g.add_edge(u, v, weight=length, edge_id=e.getID())
+    with _net_geometry(net_name):
+        for e in net.getEdges(withInternal=False):
+            if not e.getLanes() or not e.allows("passenger"):
+                continue
+            u, v, length = e.getFromNode().getID(), e.getToNode().getID(), e.getLength()
+            if u != v and (not g.has_edge(u, v) or g[u][v]["weight"] > length):
+                g.add_edge(u, v, weight=length, edge_id=e.getID())
     best: tuple[float, str, str] | None = None
     for u in sorted(g.nodes):
         dist = nx.single_source_dijkstra_path_length(g, u)
@@ -64,7 +93,8 @@ def longest_path_edges(net: sumolib.net.Net | str | Path) -> list[str]:
             if best is None or dist[v] > best[0] + 1e-9:
                 best = (dist[v], u, v)
     if best is None or best[0] <= 0.0:
-        raise ValueError("the net has no edges to walk along")
+        raise MobilityInputError(net_name, "no road to place RSUs along (expected edges with lanes that passenger "
+                                           "cars may use, or name the edges in rsus.placement.edges)")
     nodes = nx.dijkstra_path(g, best[1], best[2])
     return [g[a][b]["edge_id"] for a, b in zip(nodes[:-1], nodes[1:])]
 
@@ -79,10 +109,17 @@ def path_shape_xy(net: sumolib.net.Net | str | Path, edge_ids: Sequence[str]) ->
     for eid in edge_ids:
         if not net.hasEdge(eid):
             raise MobilityInputError(net_name, f"edge {eid!r} not found in the net")
-        for p in net.getEdge(eid).getShape():
+        if not net.getEdge(eid).getLanes():
+            raise MobilityInputError(net_name, f"edge {eid!r} has no lanes (expected a road with a shape)")
+        with _net_geometry(net_name):
+            shape = net.getEdge(eid).getShape()
+        for p in shape:
             if not pts or np.hypot(p[0] - pts[-1][0], p[1] - pts[-1][1]) > 1e-9:
                 pts.append((float(p[0]), float(p[1])))
-    return np.asarray(pts, dtype=float).reshape(-1, 2)
+    xy = np.asarray(pts, dtype=float).reshape(-1, 2)
+    if not np.isfinite(xy).all():
+        raise MobilityInputError(net_name, f"edges {list(edge_ids)!r} have non-finite shape coordinates")
+    return xy
 
 
 def _points_at(poly_m: np.ndarray, s_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,14 +131,6 @@ def _points_at(poly_m: np.ndarray, s_m: np.ndarray) -> tuple[np.ndarray, np.ndar
     frac = (s_m - cum[k]) / np.where(seg_len[k] > 0, seg_len[k], 1.0)
     tangent = seg[k] / np.where(seg_len[k] > 0, seg_len[k], 1.0)[:, None]
     return poly_m[k] + frac[:, None] * seg[k], tangent
-
-
-class PathTooShortError(ValueError):
-    """The path is shorter than where the first RSU would go."""
-
-    def __init__(self, total_m: float, start_m: float):
-        self.total_m, self.start_m = total_m, start_m
-        super().__init__(f"path of {total_m:.1f} m is too short for a first RSU at {start_m} m")
 
 
 def rsus_along_path(net_file: str | Path, spacing_m: float, radius_m: float, edge_ids: Sequence[str] | None = None,
@@ -117,8 +146,8 @@ def rsus_along_path(net_file: str | Path, spacing_m: float, radius_m: float, edg
     if radius_m <= 0:
         raise ValueError(f"radius_m must be > 0, got {radius_m}")
     net = load_net(net_file)
-    ids = list(edge_ids) if edge_ids is not None else longest_path_edges(net)
     try:
+        ids = list(edge_ids) if edge_ids is not None else longest_path_edges(net)
         poly = path_shape_xy(net, ids)
     except MobilityInputError as e:
         raise MobilityInputError(net_file, e.what) from None
@@ -129,7 +158,8 @@ def rsus_along_path(net_file: str | Path, spacing_m: float, radius_m: float, edg
     s = np.arange(start_m, total_m + 1e-9, spacing_m)
     xy, tangent = _points_at(poly, s)
     xy = xy + lateral_offset_m * np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
-    ends = np.cumsum([_shape_len_m(net.getEdge(e).getShape()) for e in ids])     # where each edge ends
+    with _net_geometry(str(net_file)):
+        ends = np.cumsum([_shape_len_m(net.getEdge(e).getShape()) for e in ids])     # where each edge ends
     on = np.minimum(np.searchsorted(ends, s, side="right"), len(ids) - 1)
     return RsuLayout(tuple(f"rsu{i}" for i in range(len(s))), xy, float(radius_m), tuple(ids[i] for i in on))
 
@@ -181,7 +211,13 @@ def remaining_path_xy(net: sumolib.net.Net | str | Path, route_edges: Sequence[s
     nearest to the current lane index and passes through the junction's internal lane. Lane changes
     within an edge are ignored (a few metres sideways). A route that is not connected ends the path.
     """
-    net, _ = _net_path(net)
+    net, net_name = _net_path(net)
+    with _net_geometry(net_name):
+        return _remaining_path_xy(net, route_edges, route_index, lane_id, lane_pos_m)
+
+
+def _remaining_path_xy(net: sumolib.net.Net, route_edges: Sequence[str], route_index: int, lane_id: str,
+                       lane_pos_m: float) -> np.ndarray:
     lane = net.getLane(lane_id)
     shape = lane.getShape()
     geom_factor = _shape_len_m(shape) / lane.getLength() if lane.getLength() > 0 else 1.0

@@ -26,7 +26,15 @@ class ScriptedSource(MobilitySource):
     """Vehicle i is present for depart_s <= t < arrive_s at (x, y) + v (t - depart_s)."""
 
     def __init__(self, vehicles: list[ScriptedVehicle], step_s: float):
+        """ValueError for a vehicle id listed twice or a non-finite number (a snapshot lists each id once)."""
         self.vehicles = sorted(vehicles, key=lambda v: v.id)
+        for a, b in zip(self.vehicles, self.vehicles[1:]):
+            if a.id == b.id:
+                raise ValueError(f"scripted vehicle id {a.id!r} is listed twice (expected each id once)")
+        for v in self.vehicles:
+            if not all(np.isfinite([v.x_m, v.y_m, v.speed_mps, v.heading_deg, v.depart_s])):
+                raise ValueError(f"scripted vehicle {v.id!r}: expected finite x_m, y_m, speed_mps, heading_deg "
+                                 f"and depart_s, got {v}")
         self.step_s = step_s
         self._k = 0
 
