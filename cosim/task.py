@@ -141,9 +141,11 @@ def _load(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path]) ->
         return (load_dataset(cfg.dataset, root, train=True, image_size=cfg.image_size),
                 load_dataset(cfg.dataset, root, train=False, image_size=cfg.image_size))
     except FileNotFoundError as exc:
-        raise SettingError("learning.data_dir", cfg.data_dir, f"the {cfg.dataset} files ({exc})") from None
-    except ValueError as exc:
-        raise SettingError("learning.data_dir", cfg.data_dir, f"readable {cfg.dataset} files ({exc})") from None
+        raise SettingError("learning.data_dir", cfg.data_dir,
+                           f"the {cfg.dataset} files ({' '.join(str(exc).split())})") from None
+    except (ValueError, OSError) as exc:       # corrupt, truncated or unreadable files (the loaders name them)
+        raise SettingError("learning.data_dir", cfg.data_dir,
+                           f"readable {cfg.dataset} files ({' '.join(str(exc).split())})") from None
 
 
 def server_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
