@@ -117,8 +117,25 @@ def main(argv: list[str] | None = None) -> int:
     from .rundir import signals_interrupt
 
     args = _parser().parse_args(argv)
+    _one_line_warnings()
     with signals_interrupt():       # Ctrl-C or SIGTERM: the run ends `interrupted`, what was recorded written
         return _main(args)
+
+
+def _one_line_warnings() -> None:
+    """A setting the run cannot honour (SettingWarning) prints as one line on stderr, not Python's two."""
+    import warnings
+
+    from .protocols.config import SettingWarning
+
+    plain = warnings.formatwarning
+
+    def fmt(message, category, filename, lineno, line=None):
+        if issubclass(category, SettingWarning):
+            return f"warning: {message}\n"
+        return plain(message, category, filename, lineno, line)
+
+    warnings.formatwarning = fmt
 
 
 def _main(args) -> int:

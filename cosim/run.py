@@ -19,6 +19,7 @@ from .compute import ServerModel, VehicleDevices
 from .decisions import prediction_gap, write_decisions
 from .dwell import DWELL_FIELDS, DwellBook, record_tracks
 from .errors import UserError
+from .fingerprint import fingerprint
 from .optimizers.api import Decision, snapshot_to_json
 from .positions import RSU_FIELDS, PositionLog, rsu_rows
 from .protocols.common import RoundProtocol
@@ -70,6 +71,7 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
 
 
 def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str]) -> RunResult:
+    inputs = fingerprint(sc)            # before the run: what it read, not what a file became meanwhile
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
     rsus, radio = build_rsus(sc), build_radio(sc, streams)      # first: they check settings against the net
@@ -94,7 +96,7 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
     sim.positions = PositionLog(sim.world) if sc.output.positions else None
     protocol_class = registry.scheme(sc.protocol.scheme).protocol
     proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
-    save = partial(_save, stage, sc, sim, proto, dwell, overrides)
+    save = partial(_save, stage, sc, sim, proto, dwell, overrides, inputs)
     try:
         sim.run(_then_realize(proto.process(), sim, dwell) if sc.output.realize_dwells else proto.process())
     except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
@@ -122,13 +124,13 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
 
 
 def _save(stage: Staging, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook,
-          overrides: list[str]) -> RunResult:
+          overrides: list[str], inputs: dict[str, str]) -> RunResult:
     """Write the run into the staging folder and rename it into place, with SIGINT and SIGTERM held; a
     signal that came meanwhile is raised after, as KeyboardInterrupt. A failed write (disk full) is one
     line, and nothing is replaced."""
     with signals_deferred() as caught:
         try:
-            result = write_run(stage.path, sc, sim, proto, dwell, overrides)
+            result = write_run(stage.path, sc, sim, proto, dwell, overrides, inputs)
             stage.commit()
         except OSError as exc:
             raise write_error(stage.run_dir, exc) from None
@@ -147,7 +149,7 @@ def _then_realize(rounds, sim: Simulation, dwell: DwellBook):
 
 
 def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook,
-              overrides: Sequence[str] = ()) -> RunResult:
+              overrides: Sequence[str] = (), inputs: Optional[dict[str, str]] = None) -> RunResult:
     """manifest.json, spans/instants/counters.parquet, rounds.csv, decisions.parquet, dwell.csv, trace.json,
     summary.json; timings.json (wall-clock solve times: they differ from run to run, so nothing else holds
     them); snapshots/ when output.snapshots is on."""
@@ -157,7 +159,7 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
     own = proto.outputs() if rounds else {}
     # PyTorch's float reductions depend on its thread count: identical outputs need the same count
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(), "overrides": list(overrides),
-                "torch_threads": torch.get_num_threads(),
+                "inputs": inputs if inputs is not None else fingerprint(sc), "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
                           "decisions.parquet", "dwell.csv", "rsus.csv", "trace.json", "summary.json", "timings.json",
                           *own]}

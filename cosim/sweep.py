@@ -79,7 +79,9 @@ def plan_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: li
             continue
         runs.append(SweepRun(i, tuple(combo), out_dir / f"{i:03d}-{_label(tuple(combo))}", sc))
     if errors:
-        raise ScenarioError(errors)
+        varied = {k for k, _ in vary}           # load_scenario names every override --set: these came from --vary
+        raise ScenarioError([("--vary" + line[len("--set"):]) if line.startswith("--set: ")
+                             and line[len("--set: "):].split(" ", 1)[0] in varied else line for line in errors])
     return runs
 
 
@@ -98,29 +100,54 @@ def _metrics(run_dir: Path) -> dict:
 
 
 def _already_done(run: SweepRun) -> bool:
-    """The run directory holds a finished run of this very scenario by this version of cosim, with as many
-    PyTorch threads (its results depend on them)."""
+    """The run directory holds a finished run of this very scenario, on input files of the same content, by
+    this version of cosim with as many PyTorch threads (its results depend on them), and every table it lists
+    reads back (a run cut short by a full disk or a kill must run again)."""
     import torch
 
     from . import __version__
+    from .fingerprint import fingerprint
 
     try:
         manifest = json.loads((run.run_dir / "manifest.json").read_text())
         summary = json.loads((run.run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
+        if not (manifest.get("scenario") == to_dict(run.scenario) and manifest["versions"]["cosim"] == __version__
+                and manifest.get("torch_threads") == torch.get_num_threads()
+                and summary.get("status") in ("completed", "duration-reached", "mobility-failed")
+                and manifest.get("inputs") == fingerprint(run.scenario)):
+            return False
+        return all(_readable(run.run_dir / name) for name in manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError):
         return False
-    return (manifest.get("scenario") == to_dict(run.scenario) and manifest["versions"]["cosim"] == __version__
-            and manifest.get("torch_threads") == torch.get_num_threads()
-            and summary.get("status") in ("completed", "duration-reached", "mobility-failed"))
 
 
-def _run_one(sc: Scenario, run_dir: Path) -> dict:
+def _readable(path: Path) -> bool:
+    """A table or JSON file of a run reads back whole (Parquet: its footer; CSV: every row; JSON: parses)."""
+    import pyarrow.parquet as pq
+
+    try:
+        if path.suffix == ".parquet":
+            pq.read_table(path)
+        elif path.suffix == ".csv":
+            with open(path, newline="") as fh:
+                rows = list(csv.reader(fh))
+            return bool(rows) and all(len(r) == len(rows[0]) for r in rows)
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            return path.is_file()
+    except Exception:               # noqa: BLE001 - any reader failure means: not readable, run it again
+        return False
+    return True
+
+
+def _run_one(sc: Scenario, run_dir: Path, overrides: list[str] = ()) -> dict:
     """One run; {} when it wrote its run directory (the caller reads its metrics there), else a row with the
     status (input-error, internal-error) and why: a crash must not stop the others."""
     from .run import run_scenario
 
     try:
-        run_scenario(sc, run_dir)
+        run_scenario(sc, run_dir, overrides=overrides)
     except Exception as exc:            # noqa: BLE001 - one failed run must not stop the sweep
         if not (run_dir / "summary.json").is_file():
             bad_input = isinstance(exc, (UserError, MobilityInputError))
@@ -138,7 +165,7 @@ def _set_threads(threads: Optional[int]) -> None:
 def _run_in_worker(task: tuple[int, str, list[str], str]) -> tuple[int, dict]:
     """A worker process's run: the scenario is loaded again there (validated already)."""
     index, scenario, overrides, run_dir = task
-    return index, _run_one(load_scenario(scenario, overrides), Path(run_dir))
+    return index, _run_one(load_scenario(scenario, overrides), Path(run_dir), overrides)
 
 
 def _run_in_pool(todo: list[SweepRun], scenario: str, base: list[str], jobs: int, threads: Optional[int],
@@ -192,7 +219,7 @@ def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume:
                 todo.append(r)
         if jobs <= 1:
             for r in todo:
-                finished(r, _run_one(r.scenario, r.run_dir))
+                finished(r, _run_one(r.scenario, r.run_dir, base + list(r.overrides)))
         else:
             _run_in_pool(todo, str(scenario), base, jobs, threads, finished)
     finally:

@@ -96,3 +96,40 @@ def test_parallel_jobs_write_what_serial_runs_write_with_as_many_threads(tmp_pat
     for name in names:
         assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), name
     assert "[3/3]" in capsys.readouterr().err
+
+
+def _fcd_scenario(tmp_path, speed_mps: float) -> str:
+    """TINY on an FCD file: a parked vehicle and one driving at `speed_mps`."""
+    steps = "".join(f'<timestep time="{t}.00"><vehicle id="a" x="100" y="0" angle="90" speed="0"/>'
+                    f'<vehicle id="b" x="{400 - speed_mps * t:.2f}" y="0" angle="270" speed="{speed_mps}"/></timestep>'
+                    for t in range(61))
+    (tmp_path / "tiny.fcd.xml").write_text(f"<fcd-export>{steps}</fcd-export>")
+    tree = {**TINY, "mobility": {"source": "fcd", "step_s": 1.0, "fcd": {"file": "tiny.fcd.xml"}}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return str(path)
+
+
+def test_resume_runs_again_what_is_damaged_or_read_inputs_that_changed(tmp_path, capsys):
+    sc = _fcd_scenario(tmp_path, 5.0)
+    args = ["sweep", sc, "--vary", "seed=1,2,3", "--out", str(tmp_path / "sw"), "--resume"]
+    assert main(args) == 0
+    manifest = (tmp_path / "sw" / "000-seed=1" / "manifest.json").read_text()
+    assert '"mobility.fcd.file": "' in manifest
+    spans = tmp_path / "sw" / "000-seed=1" / "spans.parquet"
+    spans.write_bytes(spans.read_bytes()[:-20])                           # truncated (a kill, a full disk)
+    (tmp_path / "sw" / "001-seed=2" / "rounds.csv").unlink()              # lost
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "000-seed=1: completed," in err and "001-seed=2: completed," in err
+    assert "002-seed=3: completed (kept from before)" in err
+    _fcd_scenario(tmp_path, 6.0)                                          # the same scenario, another FCD file
+    assert main(args) == 0
+    assert "kept" not in capsys.readouterr().err
+
+
+def test_a_bad_vary_value_is_named_as_vary(tmp_path, capsys):
+    assert main(["sweep", _scenario(tmp_path), "--vary", "protocol.rounds=2,abc", "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("--vary: protocol.rounds = 'abc'") and err.count("\n") == 1
