@@ -215,7 +215,8 @@ def test_a_vehicle_back_from_a_teleport_keeps_its_client(tmp_path):
                                                     "extra_args": ["--time-to-teleport", "5"]}},
             "rsus": {"positions_m": [[250.0, 0.0]], "coverage_radius_m": 1000.0},
             "learning": {"num_clients": 5},
-            "protocol": {"rounds": 1000, "selection": "all", "round_deadline_s": 5}}
+            # rounds keep the run going to t = 45 s; one every 20 s is enough (every 5 s trained 270 times)
+            "protocol": {"rounds": 1000, "selection": "all", "round_deadline_s": 5, "round_interval_s": 20}}
     run_scenario(validate_tree(tree, "jam.yaml"), tmp_path / "run")
     instants = pq.read_table(tmp_path / "run" / "instants.parquet").to_pylist()
     v0 = [(i["t_s"], i["kind"], i["detail"]) for i in instants if i["actor"] == "v0" and i["kind"].startswith("vehicle")]
