@@ -11,6 +11,7 @@ from typing import Generator, Optional, Union
 
 import numpy as np
 import simpy
+from simpy.core import StopSimulation
 
 from mobility.base import MobilityError, MobilitySource
 
@@ -165,8 +166,15 @@ class Simulation:
             return
         self.env.process(self._mobility())
         proc = self.env.process(protocol_process)
-        proc.callbacks.append(lambda _ev: self.finish("completed"))
-        self.env.run(until=simpy.AnyOf(self.env, [self.done, self.env.timeout(self.duration_s)]))
+        proc.callbacks.append(lambda ev: self.finish("completed") if ev.ok else None)
+        until = simpy.AnyOf(self.env, [self.done, self.env.timeout(self.duration_s)])
+        until.callbacks.append(StopSimulation.callback)     # env.run() returns once `until` is processed
+        while True:
+            try:
+                self.env.run()
+                break
+            except MobilityError as exc:    # from another process (a SUMO query of a protocol): same end
+                self.finish("mobility-failed", str(exc))
         if not self.done.triggered:
             self.finish("duration-reached")
         if self.status != "completed":

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import MobilityError, MobilitySnapshot, MobilitySource
-from .errors import MobilityInputError, one_line, require_xml, xml_root_tag
+from .errors import MobilityInputError, malformed_xml, one_line, require_xml, xml_root_tag
 
 __all__ = ["SumoLive", "RouteState", "sumo_home", "sumo_binary"]
 
@@ -93,13 +93,18 @@ def _cfg_inputs(cfg: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _malformed_xml(path: Path) -> str | None:
-    """The parse error of an XML file, or None if it is well-formed (streams; memory stays small)."""
-    try:
-        for _, elem in ET.iterparse(path, events=("end",)):
-            elem.clear()
-    except ET.ParseError as e:
-        return one_line(e)
+# SUMO errors about what it read (a route, vehicle or type definition, an XML file): the user's input
+_INPUT_ERROR = re.compile(r"route|vehicle|vType|type|flow|trip|person|edge|lane|stop|xml|file", re.IGNORECASE)
+
+
+def _first_sumo_error(session: "_Session") -> str | None:
+    """SUMO's first 'Error:' line (its error log, then its stderr), without the prefix; None if it wrote none."""
+    for name in ("error.log", "stderr.txt"):
+        p = Path(session.tmp.name) / name
+        if p.is_file():
+            for line in p.read_text(errors="replace").splitlines():
+                if line.startswith("Error"):
+                    return one_line(re.sub(r"^Error:\s*", "", line))
     return None
 
 
@@ -188,6 +193,7 @@ class SumoLive(MobilitySource):
         self._last: dict = {}
         self._routes: dict[str, tuple[str, ...]] = {}
         self._errors: tuple[type[BaseException], ...] = ()
+        self._files: list[Path] = []        # the checked input files (config first), for blaming one
 
     # ---- inputs -------------------------------------------------------------------------------------
     def _input_files(self) -> list[Path]:
@@ -249,15 +255,10 @@ class SumoLive(MobilitySource):
     def _start_failure(self, files: list[Path], session: _Session, cause: str) -> MobilityInputError:
         """Name the file that made SUMO fail to start: a malformed XML file, else SUMO's first error."""
         for f in files:
-            msg = _malformed_xml(f)
+            msg = malformed_xml(f)
             if msg is not None:
                 return MobilityInputError(f, f"malformed XML ({msg})")
-        lines: list[str] = []
-        for name in ("error.log", "stderr.txt"):
-            p = Path(session.tmp.name) / name
-            if p.is_file():
-                lines += [ln for ln in p.read_text(errors="replace").splitlines() if ln.startswith("Error")]
-        detail = re.sub(r"^Error:\s*", "", lines[0]) if lines else cause
+        detail = _first_sumo_error(session) or cause
         return MobilityInputError(self._blamed_file(files, detail), f"SUMO could not load it: {detail}")
 
     def _blamed_file(self, files: list[Path], detail: str) -> Path:
@@ -276,6 +277,7 @@ class SumoLive(MobilitySource):
         if self._session is not None:
             raise MobilityError("SumoLive.start() called twice; make a new SumoLive to run again")
         files = self._input_files()
+        self._files = files
         session = _Session(self.backend)
         cmd = self._command(Path(session.tmp.name) / "error.log")
         self._session = session
@@ -288,7 +290,7 @@ class SumoLive(MobilitySource):
                                         "the other SumoLive first, or use backend='traci'")
                 self._errors = (libsumo.TraCIException, libsumo.FatalTraCIError)
                 for f in files:   # libsumo loading malformed XML can crash the whole process: check first
-                    msg = _malformed_xml(f)
+                    msg = malformed_xml(f)
                     if msg is not None:
                         raise MobilityInputError(f, f"malformed XML ({msg})")
                 _libsumo_session, session.api = session, libsumo  # so that close() also cleans up a failed load
@@ -306,8 +308,7 @@ class SumoLive(MobilitySource):
             except self._errors as e:
                 if session.proc is not None and _exited(session.proc):  # SUMO died while loading
                     raise self._start_failure(files, session, one_line(e)) from None
-                raise MobilityError(f"SUMO ({self.backend}) failed in its first step: "
-                                    f"{type(e).__name__}: {one_line(e)}") from None
+                raise self._fail("in its first step", e) from None    # a route it loads in warmup_s, too
         except BaseException:
             self.close()
             raise
@@ -362,10 +363,23 @@ class SumoLive(MobilitySource):
         return self._k * self.step_s
 
     # ---- stepping -----------------------------------------------------------------------------------
-    def _fail(self, what: str, e: BaseException) -> MobilityError:
+    def _fail(self, what: str, e: BaseException) -> MobilityError | MobilityInputError:
+        """Close SUMO and say why it failed: MobilityInputError naming the input file when SUMO stopped on a
+        bad input it reads as it goes (routes are loaded ahead in steps, so an unknown edge of a late vehicle
+        stops it mid-run), else MobilityError (SUMO died or was killed, a query failed)."""
+        session = self._session
+        fatal = type(e).__name__ == "FatalTraCIError" or isinstance(e, OSError)   # SUMO ended, not one query
+        stopped = fatal and session is not None and not session.closed and (
+            session.proc is None or _exited(session.proc))       # its logs are complete once it has exited
+        detail = None
+        if stopped:         # libsumo's fatal error is SUMO's message itself (its error log may not be flushed yet)
+            detail = _first_sumo_error(session) or (one_line(e) if session.proc is None else None)
         self.close()
+        if detail is not None and (any(f.name in detail for f in self._files) or _INPUT_ERROR.search(detail)):
+            return MobilityInputError(self._blamed_file(self._files, detail),
+                                      f"SUMO stopped on it at t={self.t_s:g} s: {detail}")
         return MobilityError(f"SUMO ({self.backend}) failed {what} at t={self.t_s:g} s: "
-                             f"{type(e).__name__}: {one_line(e)}")
+                             f"{type(e).__name__}: {one_line(detail or e)}")
 
     def _advance(self) -> MobilitySnapshot:
         """One SUMO step; the new state is time t_s (SUMO's clock then reads t_s + step_s). SUMO's errors
