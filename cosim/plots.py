@@ -4,20 +4,40 @@ from __future__ import annotations
 
 import csv
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
+from mobility.errors import one_line
+
 from .errors import UserError
+
+# what a damaged file of a run raises as it is read or used (csv.Error, a number that is not one, a missing
+# column, bytes that are not UTF-8, a truncated Parquet footer: pyarrow's errors are ValueError or OSError)
+_DAMAGED = (ValueError, KeyError, TypeError, IndexError, OSError, csv.Error)
+
+
+@contextmanager
+def _reading(path: Path):
+    """Turn a damaged file into one line naming it."""
+    try:
+        yield
+    except UserError:
+        raise
+    except _DAMAGED as exc:
+        raise UserError(f"{path}: unreadable ({type(exc).__name__}: {one_line(exc, 120)}): expected the file as "
+                        "`cosim run` writes it") from None
 
 
 def _read_rounds(run_dir: Path) -> dict[str, list[float]]:
     path = run_dir / "rounds.csv"
     if not path.is_file():
         raise UserError(f"{path}: file not found: expected a run directory written by `cosim run`")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise UserError(f"{path}: no rounds: expected at least one completed round to plot")
-    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+    with _reading(path):
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows:
+            raise UserError(f"{path}: no rounds: expected at least one completed round to plot")
+        return {k: [float(r[k]) for r in rows] for k in rows[0]}
 
 
 def _run_title(run_dir: Path) -> str:
@@ -27,8 +47,9 @@ def _run_title(run_dir: Path) -> str:
     path = run_dir / "manifest.json"
     if not path.is_file():
         return ""
-    manifest = json.loads(path.read_text())
-    return f"{manifest['scenario'].get('name', '')}, seed {manifest.get('seed')}"
+    with _reading(path):
+        manifest = json.loads(path.read_text())
+        return f"{manifest['scenario'].get('name', '')}, seed {manifest.get('seed')}"
 
 
 def _read_dwell(run_dir: Path) -> tuple[str, list[dict]]:
@@ -36,9 +57,10 @@ def _read_dwell(run_dir: Path) -> tuple[str, list[dict]]:
     path = run_dir / "dwell.csv"
     if not path.is_file():
         return "", []
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return (rows[0]["predictor"] if rows else ""), rows
+    with _reading(path):
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        return (rows[0]["predictor"] if rows else ""), rows
 
 
 def _plot_dwell(plt, run_dir: Path, out: Path, fmt: str = "png") -> list[Path]:
@@ -105,7 +127,8 @@ def plot(path: str | Path, net: str | Path | None = None, fmt: str = "png") -> l
     png, pdf or svg files."""
     if fmt not in FORMATS:
         raise UserError(f"cosim plot --format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    return plot_sweep(path, fmt) if (Path(path) / "sweep.csv").is_file() else plot_run(path, net, fmt)
+    with _reading(Path(path)):      # what no reader above caught: one line naming the directory
+        return plot_sweep(path, fmt) if (Path(path) / "sweep.csv").is_file() else plot_run(path, net, fmt)
 
 
 def plot_sweep(sweep_dir: str | Path, fmt: str = "png") -> list[Path]:
@@ -113,7 +136,7 @@ def plot_sweep(sweep_dir: str | Path, fmt: str = "png") -> list[Path]:
     of the sweep that completed rounds, labelled by its varied settings; its final accuracy, and its
     median dwell-prediction error when there is one."""
     sweep_dir = Path(sweep_dir)
-    with open(sweep_dir / "sweep.csv", newline="") as fh:
+    with _reading(sweep_dir / "sweep.csv"), open(sweep_dir / "sweep.csv", newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         varied = reader.fieldnames[1:reader.fieldnames.index("status")]
         runs = [(row, sweep_dir / row["run"]) for row in reader]

@@ -1,0 +1,95 @@
+"""What a new user meets: the run directory is never silently replaced, threads and overrides are recorded,
+results go to stdout, a damaged run cannot crash `cosim plot`, JSON is strict."""
+import json
+import math
+import os
+
+import pytest
+import yaml
+
+from cosim.cli import main
+from cosim.trace.export import natural_key, strict_dumps
+
+TINY = {
+    "name": "tiny", "seed": 3, "duration_s": 40,
+    "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+        {"id": "a", "x_m": 100.0, "speed_mps": 0.0}, {"id": "b", "x_m": 300.0, "speed_mps": 5.0}]}},
+    "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0},
+    "learning": {"num_clients": 4},
+    "protocol": {"rounds": 2, "vehicles_per_round": 2, "selection": "all", "round_deadline_s": 20},
+}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)             # the default run directory is runs/<name>-seed<seed> here
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    return "tiny.yaml"
+
+
+def test_the_default_run_directory_is_never_silently_replaced(tiny, tmp_path, capsys):
+    for _ in range(2):
+        assert main(["run", tiny, "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tiny-seed3", "tiny-seed3-2"]
+    assert main(["run", tiny, "--quiet", "--force"]) == 0           # --force: the first one, replaced
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tiny-seed3", "tiny-seed3-2"]
+
+
+def test_a_folder_of_other_files_is_never_replaced_even_with_force(tiny, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(["run", tiny, "--out", str(mine), "--force"]) == 2
+    assert "a folder of other files, which a run will not replace" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+def test_threads_and_overrides_are_in_the_manifest_and_results_on_stdout(tiny, tmp_path, capsys):
+    assert main(["run", tiny, "--out", "r", "--threads", "2", "--set", "protocol.rounds=1"]) == 0
+    out, err = capsys.readouterr()
+    assert "run directory: r" in out and "│ --set            │ protocol.rounds=1" in out
+    assert "run directory" not in err
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["torch_threads"] == 2 and manifest["overrides"] == ["protocol.rounds=1"]
+    assert manifest["versions"]["sumo"] and manifest["inputs"] == {}      # scripted: no input file
+    assert main(["run", tiny, "--out", "r2", "--threads", "0"]) == 2
+    assert "--threads = 0: expected >= 1" in capsys.readouterr().err
+
+
+def test_one_thread_is_the_default(tiny, tmp_path):
+    import torch
+
+    torch.set_num_threads(2)
+    try:
+        assert main(["run", tiny, "--out", "r", "--quiet"]) == 0
+    finally:
+        torch.set_num_threads(1)
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["torch_threads"] == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "binary", "no column"])
+def test_cosim_plot_on_a_damaged_run_is_one_line(tiny, tmp_path, capsys, damage):
+    assert main(["run", tiny, "--out", "r", "--quiet"]) == 0
+    rounds = tmp_path / "r" / "rounds.csv"
+    text = rounds.read_text()
+    rounds.write_bytes({"truncated": text[: len(text) // 2].encode(), "binary": b"round,acc\n\xff\x00\n",
+                        "no column": b"round\n0\n"}[damage])
+    capsys.readouterr()
+    assert main(["plot", "r"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("rounds.csv: unreadable" in err or "r: unreadable" in err)
+
+
+def test_strict_json_writes_nan_and_inf_as_null_and_tracks_sort_naturally():
+    assert strict_dumps({"a": [1.0, math.nan, {"b": -math.inf}], "c": "x"}) == '{"a": [1.0, null, {"b": null}], "c": "x"}'
+    assert strict_dumps({"a": 1.5}) == '{"a": 1.5}'
+    assert sorted(["v10", "v2", "server", "v1", "rsu0"], key=natural_key) == ["rsu0", "server", "v1", "v2", "v10"]
+
+
+def test_a_run_directory_in_an_unwritable_folder_is_one_line(tiny, tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root writes anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert main(["run", tiny, "--out", str(locked / "r")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
