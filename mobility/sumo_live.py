@@ -10,6 +10,7 @@ import io
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import weakref
 import xml.etree.ElementTree as ET
@@ -106,6 +107,22 @@ def _first_sumo_error(session: "_Session") -> str | None:
                 if line.startswith("Error"):
                     return one_line(re.sub(r"^Error:\s*", "", line))
     return None
+
+
+@contextlib.contextmanager
+def _stderr_into(path: Path):
+    """What this process writes to file descriptor 2 goes to `path` meanwhile: libsumo's SUMO prints its errors
+    there, which would add lines to the one-line error the caller gives."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as f:
+            os.dup2(f.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _exited(proc: subprocess.Popen, wait_s: float = 2.0) -> bool:
@@ -267,7 +284,8 @@ class SumoLive(MobilitySource):
             if f.name in detail:
                 return f
         routes = [f for f in files if xml_root_tag(f) == "routes"]
-        if routes and re.search(r"route|vehicle|vType|flow|trip", detail, re.IGNORECASE):
+        if routes and re.search(r"route|vehicle|vType|flow|trip|depart|stop|person|car-following", detail,
+                                re.IGNORECASE):
             return routes[0]
         return files[0]
 
@@ -295,7 +313,8 @@ class SumoLive(MobilitySource):
                         raise MobilityInputError(f, f"malformed XML ({msg})")
                 _libsumo_session, session.api = session, libsumo  # so that close() also cleans up a failed load
                 try:
-                    libsumo.start(cmd)
+                    with _stderr_into(Path(session.tmp.name) / "stderr.txt"):   # SUMO prints errors there
+                        libsumo.start(cmd)
                 except self._errors as e:
                     raise self._start_failure(files, session, one_line(e)) from None
             else:

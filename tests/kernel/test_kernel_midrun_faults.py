@@ -25,9 +25,10 @@ def _vehicle(vid: str, t: int) -> str:
     return f'<vehicle id="{vid}" x="{10 * t}" y="{vid[-1]}" angle="90" speed="10"/>'
 
 
-def _cli_one_line(capsys, argv) -> str:
+def _cli_one_line(capfd, argv) -> str:
+    """`cosim run`'s exit code 2 and its one line (read at the file descriptor: SUMO in-process writes there)."""
     code = main(argv)
-    err = capsys.readouterr().err.strip()
+    err = capfd.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0, err
     return err
 
@@ -46,7 +47,7 @@ FCD_BREAKS = {
 
 
 @pytest.mark.parametrize("how", FCD_BREAKS)
-def test_bad_fcd_found_mid_run_is_one_line_and_input_error(tmp_path, scenario_file, capsys, how):
+def test_bad_fcd_found_mid_run_is_one_line_and_input_error(tmp_path, scenario_file, capfd, how):
     bad, words = FCD_BREAKS[how]
     good = "".join(f'<timestep time="{t}.00">{_vehicle("v0", t)}{_vehicle("v1", t)}</timestep>\n' for t in range(3))
     (tmp_path / "trace.fcd.xml").write_text(f"<fcd-export>\n{good}{bad}\n</fcd-export>\n")
@@ -54,7 +55,7 @@ def test_bad_fcd_found_mid_run_is_one_line_and_input_error(tmp_path, scenario_fi
                           "mobility": {"source": "fcd", "fcd": {"file": "trace.fcd.xml"}},
                           "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 1000.0},
                           "protocol": {"rounds": 3}})
-    err = _cli_one_line(capsys, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
+    err = _cli_one_line(capfd, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
     assert "trace.fcd.xml" in err and all(w in err for w in words), err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"] == "input-error" and summary["detail"] == err
@@ -102,10 +103,10 @@ def _sumo_tree(net, rou, **protocol) -> dict:
             "protocol": {"rounds": 50, "dwell_predictor": "route", "round_deadline_s": 5, **protocol}}
 
 
-def test_bad_route_mid_run_from_the_cli_is_one_line_exit_2(tmp_path, scenario_file, capsys):
+def test_bad_route_mid_run_from_the_cli_is_one_line_exit_2(tmp_path, scenario_file, capfd):
     net, rou = _sumo_files(tmp_path, bad_route=True)
     path = scenario_file(_sumo_tree(net, rou))
-    err = _cli_one_line(capsys, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
+    err = _cli_one_line(capfd, ["run", str(path), "--quiet", "--out", str(tmp_path / "out")])
     assert err.startswith(str(rou)) and "'nowhere'" in err, err
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"] == "input-error" and summary["detail"] == err and summary["sim_time_s"] > 5

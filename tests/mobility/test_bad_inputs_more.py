@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -253,3 +254,27 @@ def test_bad_polygon_file_is_one_line_naming_it(tmp_path, text, words):
     with pytest.raises(ValueError) as err:
         Buildings.from_file(path)
     one_line_naming(err, "odd.poly.xml", *words)
+
+
+# ---- inputs SUMO itself finds bad: one line naming the file, nothing else printed -------------------
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_net_with_a_shape_sumo_cannot_read_is_one_line_and_nothing_else(live, straight_net, tmp_path, capfd, backend):
+    net, rou = straight_net
+    bad = tmp_path / "shape.net.xml"
+    bad.write_text(re.sub(r'(<lane [^>]*shape=")[^"]*', r"\g<1>0.00,-1.60 east,-1.60", net.read_text(), count=1))
+    with pytest.raises(MobilityInputError) as err:
+        live(1.0, net_file=bad, route_files=[rou], backend=backend).start()
+    one_line_naming(err, "shape.net.xml", "shape", "east")
+    assert capfd.readouterr().err == ""      # in-process SUMO (libsumo) printed its errors to stderr too
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_vehicle_type_error_blames_the_route_file(live, straight_net, tmp_path, backend):
+    net, _ = straight_net
+    rou = tmp_path / "types.rou.xml"
+    rou.write_text('<routes><vType id="t" accel="fast"/><vehicle id="v" type="t" depart="0"><route edges="e"/>'
+                   "</vehicle></routes>")
+    with pytest.raises(MobilityInputError) as err:
+        live(1.0, net_file=net, route_files=[rou], backend=backend).start()
+    one_line_naming(err, "types.rou.xml", "accel")
