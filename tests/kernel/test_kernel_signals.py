@@ -1,5 +1,7 @@
 """Faults from outside: SIGTERM and a second Ctrl-C end a `cosim run` subprocess with its run directory
 whole (interrupted, or the previous run's untouched); two runs on one directory; a full disk."""
+from __future__ import annotations
+
 import errno
 import json
 import os
@@ -19,8 +21,8 @@ QUICKSTART = str(REPO / "scenarios" / "quickstart.yaml")
 QUICK = ["--set", "protocol.rounds=2", "--set", "protocol.vehicles_per_round=4", "--quiet"]
 
 
-def _start(run_dir: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+def _start(run_dir: Path, *extra: str, tmpdir: Path | None = None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return subprocess.Popen([sys.executable, "-m", "cosim", "run", QUICKSTART, "--out", str(run_dir), "--quiet",
                              *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -45,16 +47,22 @@ def _valid_run(run_dir: Path) -> dict:
 
 
 def test_sigterm_ends_the_run_interrupted_with_valid_tables(tmp_path):
-    run = tmp_path / "run"
-    proc = _start(run, "--set", "protocol.rounds=30")
-    _wait_running(proc, run, after_s=2.0)
+    run, tmp = tmp_path / "run", tmp_path / "tmp"
+    tmp.mkdir()
+    proc = _start(run, "--set", "protocol.rounds=30", tmpdir=tmp)
+    _wait_running(proc, run, after_s=0.0)
+    deadline = time.monotonic() + 60
+    while not list(tmp.glob("sumo_live_*")):                               # SUMO's working folder: it runs
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err and "SIGTERM" in err
     summary = _valid_run(run)
     assert summary["status"] == "interrupted" and "SIGTERM" in summary["detail"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]       # no staging folder or lock left
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"sumo_live_*{proc.pid}*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "tmp"]   # no staging folder or lock left
+    assert not list(tmp.glob("sumo_live_*"))                                # nor SUMO's temporary folder
 
 
 def test_two_sigints_50_ms_apart_leave_the_previous_run_or_a_whole_new_one(tmp_path):
