@@ -150,7 +150,8 @@ def test_fcd_that_cannot_be_read_as_text(tmp_path, text, words):
 
 def test_scripted_source_refuses_an_id_twice_and_non_finite_numbers():
     with pytest.raises(ValueError) as err:
-        ScriptedSource([ScriptedVehicle("a", 0, 0, 1), ScriptedVehicle("b", 0, 0, 1), ScriptedVehicle("a", 5, 0, 1)], 1.0)
+        ScriptedSource([ScriptedVehicle("a", 0, 0, 1), ScriptedVehicle("b", 0, 0, 1),
+                        ScriptedVehicle("a", 5, 0, 1)], 1.0)
     one_line_naming(err, "'a'", "listed twice")
     with pytest.raises(ValueError) as err:
         ScriptedSource([ScriptedVehicle("a", float("nan"), 0, 1)], 1.0)
