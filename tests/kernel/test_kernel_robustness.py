@@ -93,3 +93,12 @@ def test_a_run_directory_in_an_unwritable_folder_is_one_line(tiny, tmp_path, cap
     locked.mkdir(mode=0o500)
     assert main(["run", tiny, "--out", str(locked / "r")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_trace_tracks_carry_a_natural_sort_index(tiny, tmp_path):
+    assert main(["run", tiny, "--out", "r", "--quiet"]) == 0
+    events = json.loads((tmp_path / "r" / "trace.json").read_text())["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    order = {e["tid"]: e["args"]["sort_index"] for e in events if e["name"] == "thread_sort_index"}
+    assert set(order) == set(names) and len(names) >= 3
+    assert [names[t] for t in sorted(order, key=order.get)] == sorted(names.values(), key=natural_key)
