@@ -46,7 +46,7 @@ def build_source(sc: Scenario, streams: RngStreams, output_dir: Optional[Path] =
         additional_files=[sc.path(a) for a in s.additional])
     return SumoLive(m.step_s, **files, seed=s.seed if s.seed is not None else sc.seed, backend=s.backend,
                     gui=s.gui, begin_s=s.begin_s, extra_args=s.extra_args, output_dir=output_dir,
-                    warmup_s=s.warmup_s)
+                    warmup_s=s.warmup_s, worker=s.worker)
 
 
 def sumo_net_file(sc: Scenario) -> Path:

@@ -198,6 +198,9 @@ class SumoConfig(_Frozen):
     warmup_s: Annotated[NonNegFloat, within(high=86400.0, unit="s", why="SUMO runs it before the first tick; a day "
                                                                          "of traffic fills any net")] = 0.0
     extra_args: list[str] = []          # SUMO options that write nothing (SUMO_EXTRA_OPTIONS)
+    # libsumo in a worker process that computes SUMO's next step while the co-simulator processes this one
+    # (whenever nothing else is due before it); the same results
+    worker: bool = False
 
     @field_validator("extra_args")
     @classmethod
@@ -211,6 +214,8 @@ class SumoConfig(_Frozen):
     def _files(self):
         if self.config is None and (self.net is None or not self.routes):
             raise ValueError("either config (a .sumocfg) or net and routes")
+        if self.worker and self.backend != "libsumo":
+            raise ValueError("backend 'libsumo' when worker is true (TraCI runs SUMO in its own process already)")
         if self.config is not None and (self.net is not None or self.routes or self.additional):
             raise ValueError("config alone (list net and routes inside the .sumocfg), or net and routes")
         if self.gui and self.backend != "traci":

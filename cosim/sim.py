@@ -150,6 +150,16 @@ class Simulation:
                 return
             for hook in self.tick_hooks:
                 hook()
+            # nothing happens before the next tick (no event is due until after it): SUMO may compute that
+            # tick now, in its worker, while this process waits (identical results: nobody asks SUMO meanwhile)
+            if self.env.peek() > self.env.now + self.source.step_s:
+                prefetch = getattr(self.source, "prefetch", None)
+                if prefetch is not None:
+                    try:
+                        prefetch()
+                    except MobilityError as exc:
+                        self.finish("mobility-failed", str(exc))
+                        return
 
     def finish(self, status: str, detail: str = "") -> None:
         """End the run (first caller wins)."""

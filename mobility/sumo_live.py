@@ -170,7 +170,9 @@ class SumoLive(MobilitySource):
     passed as `--seed`, `begin_s` as `--begin` (t = 0 is SUMO time `begin_s`). `backend` "libsumo" runs
     SUMO in this process (one at a time per process); "traci" runs it as a subprocess, with `gui=True`
     in sumo-gui. `fcd_output` makes SUMO write its FCD trace there with `fcd_precision` decimals.
-    `extra_args` are appended to SUMO's command line as given.
+    `extra_args` are appended to SUMO's command line as given. `worker=True` (libsumo) runs libsumo in a worker
+    process (mobility.sumo_worker), and `prefetch()` lets it compute the next step while this one is
+    processed: the same results, SUMO's step off the caller's critical path.
 
     Raises MobilityFileNotFoundError / MobilityInputError (naming the file) for missing or bad inputs,
     MobilityError when SUMO fails mid-run (SUMO is then closed) or when libsumo is already in use.
@@ -180,13 +182,15 @@ class SumoLive(MobilitySource):
                  route_files: Sequence[str | Path] = (), additional_files: Sequence[str | Path] = (), seed: int = 0,
                  backend: str = "libsumo", gui: bool = False, begin_s: float = 0.0,
                  fcd_output: str | Path | None = None, fcd_precision: int = 6, extra_args: Sequence[str] = (),
-                 output_dir: str | Path | None = None, warmup_s: float = 0.0):
+                 output_dir: str | Path | None = None, warmup_s: float = 0.0, worker: bool = False):
         if not step_s > 0 or abs(step_s * 1000 - round(step_s * 1000)) > 1e-6:
             raise ValueError(f"step_s must be a positive multiple of 0.001 s (SUMO's resolution), got {step_s}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if gui and backend != "traci":
             raise ValueError("gui=True needs backend='traci'")
+        if worker and backend != "libsumo":
+            raise ValueError("worker=True needs backend='libsumo' (TraCI runs SUMO in its own process already)")
         if (sumocfg is None) == (net_file is None):
             raise ValueError("give exactly one of sumocfg or net_file")
         if sumocfg is not None and (route_files or additional_files):
@@ -201,13 +205,16 @@ class SumoLive(MobilitySource):
         self.fcd_precision = int(fcd_precision)
         self.extra_args = tuple(str(a) for a in extra_args)
         self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.worker = bool(worker)
         if not warmup_s >= 0:
             raise ValueError(f"warmup_s must be >= 0, got {warmup_s}")
         self.warmup_steps = int(round(warmup_s / self.step_s))     # SUMO steps run before t = 0
         self._session: _Session | None = None
         self._finalizer: weakref.finalize | None = None
         self._k = 0
-        self._last: dict = {}
+        self._last: dict = {}               # libsumo/TraCI: the subscription results of the last step
+        self._last_ids: frozenset | None = None  # worker: the ids on the road in the last step (built on demand)
+        self._last_ids_tuple: tuple[str, ...] = ()
         self._routes: dict[str, tuple[str, ...]] = {}
         self._errors: tuple[type[BaseException], ...] = ()
         self._files: list[Path] = []        # the checked input files (config first), for blaming one
@@ -301,7 +308,20 @@ class SumoLive(MobilitySource):
         self._session = session
         self._finalizer = weakref.finalize(self, session.close)
         try:
-            if self.backend == "libsumo":
+            if self.worker:
+                from .sumo_worker import FatalTraCIError, RemoteApi, TraCIException, WorkerDied
+
+                self._errors = (TraCIException, FatalTraCIError, WorkerDied)
+                for f in files:   # as in-process: a malformed file is named before SUMO reads it
+                    msg = malformed_xml(f)
+                    if msg is not None:
+                        raise MobilityInputError(f, f"malformed XML ({msg})")
+                session.api = RemoteApi(str(Path(session.tmp.name) / "stderr.txt"))
+                try:
+                    session.api.start(cmd)     # it subscribes to departures, too
+                except self._errors as e:
+                    raise self._start_failure(files, session, one_line(e)) from None
+            elif self.backend == "libsumo":
                 libsumo = _import_libsumo()
                 if _libsumo_session is not None or libsumo.simulation.isLoaded():
                     raise MobilityError("libsumo is already running in this process (one per process): close "
@@ -320,7 +340,8 @@ class SumoLive(MobilitySource):
             else:
                 self._start_traci(cmd, files, session)
             try:
-                session.api.simulation.subscribe([_traci_constants().VAR_DEPARTED_VEHICLES_IDS])
+                if not self.worker:
+                    session.api.simulation.subscribe([_traci_constants().VAR_DEPARTED_VEHICLES_IDS])
                 for _ in range(self.warmup_steps):      # traffic builds up; these steps are not ticks
                     self._advance()
                 return self._advance()
@@ -362,6 +383,15 @@ class SumoLive(MobilitySource):
         except self._errors as e:
             raise self._fail("in simulationStep", e) from None
 
+    def prefetch(self) -> None:
+        """Worker mode: start computing the next step now (its snapshot is what the next step() returns). The
+        caller promises to ask SUMO nothing before that step(); a query meanwhile raises. Else a no-op."""
+        if self.worker and self.running:
+            try:
+                self._session.api.prefetch()
+            except self._errors as e:
+                raise self._fail("in simulationStep", e) from None
+
     def close(self) -> None:
         """Stop SUMO (libsumo: release it for the next run; traci: end the subprocess). Idempotent."""
         if self._finalizer is not None:
@@ -387,7 +417,7 @@ class SumoLive(MobilitySource):
         bad input it reads as it goes (routes are loaded ahead in steps, so an unknown edge of a late vehicle
         stops it mid-run), else MobilityError (SUMO died or was killed, a query failed)."""
         session = self._session
-        fatal = type(e).__name__ == "FatalTraCIError" or isinstance(e, OSError)   # SUMO ended, not one query
+        fatal = type(e).__name__ in ("FatalTraCIError", "WorkerDied") or isinstance(e, OSError)   # SUMO ended, not one query
         stopped = fatal and session is not None and not session.closed and (
             session.proc is None or _exited(session.proc))       # its logs are complete once it has exited
         detail = None
@@ -411,6 +441,8 @@ class SumoLive(MobilitySource):
         """
         api = self._session.api
         tc = _traci_constants()
+        if self.worker:
+            return self._advance_remote(api, tc)
         api.simulationStep()
         libsumo = self.backend == "libsumo"
         variables = [tc.VAR_POSITION] if libsumo else [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ANGLE]
@@ -441,6 +473,28 @@ class SumoLive(MobilitySource):
         angle_deg = np.fromiter(map(itemgetter(tc.VAR_ANGLE), rows), dtype=float, count=len(ids))
         return MobilitySnapshot(self.t_s, ids, xy, speed, sumo_angle_to_heading_rad(angle_deg))
 
+    def _advance_remote(self, api, tc) -> MobilitySnapshot:
+        """`_advance` with libsumo in the worker: one round trip for the step and every position."""
+        ids, xy = api.step_positions()
+        on_road = xy[:, 0] != tc.INVALID_DOUBLE_VALUE
+        if not on_road.all():
+            keep = np.flatnonzero(on_road)
+            ids, xy = tuple(ids[i] for i in keep), xy[on_road]
+        self._last_ids_tuple, self._last_ids = ids, None
+        if len(self._routes) > 2 * len(ids) + 64:
+            present = set(ids)
+            self._routes = {v: r for v, r in self._routes.items() if v in present}
+        return MobilitySnapshot(self.t_s, ids, xy, kinematics=self._kinematics_reader(ids))
+
+    def _on_road(self, vid: str) -> bool:
+        """The vehicle is in the last snapshot (on the road)."""
+        if self.worker:
+            if self._last_ids is None:
+                self._last_ids = frozenset(self._last_ids_tuple)
+            return vid in self._last_ids
+        r = self._last.get(vid)
+        return r is not None and r[_traci_constants().VAR_POSITION][0] != _traci_constants().INVALID_DOUBLE_VALUE
+
     def _kinematics_reader(self, ids: tuple[str, ...]):
         """Reads speed and heading of snapshot rows from SUMO, valid only until the next step."""
         k, api, tc = self._k, self._session.api, _traci_constants()
@@ -461,9 +515,7 @@ class SumoLive(MobilitySource):
     # ---- routes -------------------------------------------------------------------------------------
     def route_state(self, vid: str) -> RouteState:
         """Route, edge and lane position of a vehicle in the last snapshot (KeyError if it is not there)."""
-        tc = _traci_constants()
-        r = self._last.get(vid)
-        if r is None or r[tc.VAR_POSITION][0] == tc.INVALID_DOUBLE_VALUE:
+        if not self._on_road(vid):
             raise KeyError(f"vehicle {vid!r} is not in the last snapshot")
         api = self._session.api     # SUMO has not stepped since the snapshot, so these are its values
         try:
