@@ -117,6 +117,13 @@ def _resent(out: TransferOutcome, params) -> bool:
     return out.cause == "arq-limit" and params.on_arq_limit == "resend"
 
 
+def _quiet_until(env: simpy.Environment, t: float) -> bool:
+    """No event due by time `t` will run any code: each is later, or has no callback (e.g. a departed
+    vehicle's event nobody waits for). Reads SimPy's queue (its `_queue` heap of (time, priority, id,
+    event)): SimPy offers only `peek()`, and such idle events are due at every tick."""
+    return all(when > t or not event.callbacks for when, _, _, event in env._queue)
+
+
 class Simulation:
     def __init__(self, streams: RngStreams, source: MobilitySource, world_factory, trace: Trace, mtu_bytes: int,
                  transfer_mode: str, devices: Union[VehicleDevices, DeviceModel], duration_s: float,
@@ -141,25 +148,23 @@ class Simulation:
 
     # ---- mobility -------------------------------------------------------------------------
     def _mobility(self) -> Generator:
+        prefetch = getattr(self.source, "prefetch", None)     # SUMO in a worker: it may compute ahead
         while True:
             yield UrgentTimeout(self.env, self.source.step_s)
             try:
-                self.world.apply(self.source.step())
+                snap = self.source.step()
+                # Nothing will ask SUMO before the next tick (no event due by then runs code, no protocol
+                # listens to coverage changes, and the World and tick hooks read positions only): the
+                # worker computes that tick while this one is applied. Identical results.
+                if (prefetch is not None and not self.world.rsu_listeners
+                        and _quiet_until(self.env, self.env.now + self.source.step_s)):
+                    prefetch()
+                self.world.apply(snap)
             except MobilityError as exc:
                 self.finish("mobility-failed", str(exc))
                 return
             for hook in self.tick_hooks:
                 hook()
-            # nothing happens before the next tick (no event is due until after it): SUMO may compute that
-            # tick now, in its worker, while this process waits (identical results: nobody asks SUMO meanwhile)
-            if self.env.peek() > self.env.now + self.source.step_s:
-                prefetch = getattr(self.source, "prefetch", None)
-                if prefetch is not None:
-                    try:
-                        prefetch()
-                    except MobilityError as exc:
-                        self.finish("mobility-failed", str(exc))
-                        return
 
     def finish(self, status: str, detail: str = "") -> None:
         """End the run (first caller wins)."""
