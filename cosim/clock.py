@@ -1,5 +1,5 @@
 """SimPy scheduling helpers: an urgent timeout (mobility ticks run before anything else due at the same
-time) and an event at an exact absolute time.
+time), an event at an exact absolute time, and whether anything will run before a given time.
 
 This is the one module that touches SimPy's private scheduling state (`Environment._queue`, a heap of
 `(time, priority, event id, event)` and `Environment._eid`, an `itertools.count`). SimPy has no public way
@@ -48,3 +48,10 @@ def at(env: simpy.Environment, t_s: float) -> Event:
     if has_private_queue(env):
         return At(env, t_s)
     return env.timeout(max(t_s - env.now, 0.0))
+
+
+def quiet_until(env: simpy.Environment, t: float) -> bool:
+    """No event due by time `t` will run any code: each is later, or has no callback (e.g. a departed
+    vehicle's event nobody waits for; SimPy's public `peek()` would count those, and they are due at every
+    tick)."""
+    return all(when > t or not event.callbacks for when, _, _, event in env._queue)

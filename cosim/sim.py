@@ -15,7 +15,7 @@ from simpy.core import StopSimulation
 
 from mobility.base import MobilityError, MobilitySource
 
-from .clock import UrgentTimeout
+from .clock import UrgentTimeout, quiet_until
 from .compute import DeviceModel, ServerModel, VehicleDevices
 from .rng import RngStreams
 from .trace import Trace
@@ -117,13 +117,6 @@ def _resent(out: TransferOutcome, params) -> bool:
     return out.cause == "arq-limit" and params.on_arq_limit == "resend"
 
 
-def _quiet_until(env: simpy.Environment, t: float) -> bool:
-    """No event due by time `t` will run any code: each is later, or has no callback (e.g. a departed
-    vehicle's event nobody waits for). Reads SimPy's queue (its `_queue` heap of (time, priority, id,
-    event)): SimPy offers only `peek()`, and such idle events are due at every tick."""
-    return all(when > t or not event.callbacks for when, _, _, event in env._queue)
-
-
 class Simulation:
     def __init__(self, streams: RngStreams, source: MobilitySource, world_factory, trace: Trace, mtu_bytes: int,
                  transfer_mode: str, devices: Union[VehicleDevices, DeviceModel], duration_s: float,
@@ -157,7 +150,7 @@ class Simulation:
                 # listens to coverage changes, and the World and tick hooks read positions only): the
                 # worker computes that tick while this one is applied. Identical results.
                 if (prefetch is not None and not self.world.rsu_listeners
-                        and _quiet_until(self.env, self.env.now + self.source.step_s)):
+                        and quiet_until(self.env, self.env.now + self.source.step_s)):
                     prefetch()
                 self.world.apply(snap)
             except MobilityError as exc:

@@ -5,7 +5,7 @@ import itertools
 
 import simpy
 
-from cosim.clock import At, UrgentTimeout, at, has_private_queue
+from cosim.clock import At, UrgentTimeout, at, has_private_queue, quiet_until
 
 
 def test_simpy_keeps_the_private_heap_layout_clock_pushes_onto():
@@ -52,3 +52,14 @@ def test_urgent_timeout_fires_before_a_normal_one_at_the_same_time():
     env.process(urgent())
     env.run()
     assert log == ["urgent", "normal"]
+
+
+def test_quiet_until_ignores_due_events_nobody_waits_for():
+    env = simpy.Environment()
+    idle = env.event()
+    idle.succeed()                              # due now, no callback: runs no code
+    env.timeout(5.0)                            # due later than the horizon
+    assert quiet_until(env, 1.0)
+    waited = env.timeout(0.5)
+    waited.callbacks.append(lambda _ev: None)   # somebody waits on it
+    assert not quiet_until(env, 1.0) and quiet_until(env, 0.4)
