@@ -342,8 +342,11 @@ class SumoLive(MobilitySource):
             try:
                 if not self.worker:
                     session.api.simulation.subscribe([_traci_constants().VAR_DEPARTED_VEHICLES_IDS])
-                for _ in range(self.warmup_steps):      # traffic builds up; these steps are not ticks
-                    self._advance()
+                if self.worker:                         # the same steps, without sending each one back
+                    session.api.warmup(self.warmup_steps)
+                else:
+                    for _ in range(self.warmup_steps):  # traffic builds up; these steps are not ticks
+                        self._advance()
                 return self._advance()
             except self._errors as e:
                 if session.proc is not None and _exited(session.proc):  # SUMO died while loading
@@ -504,8 +507,11 @@ class SumoLive(MobilitySource):
                 raise MobilityError(f"speed and heading of the SUMO snapshot at t={k * self.step_s:g} s are read "
                                     "from SUMO and only while it is the current step")
             try:
-                speed = np.array([api.vehicle.getSpeed(ids[i]) for i in rows], dtype=float)
-                angle_deg = np.array([api.vehicle.getAngle(ids[i]) for i in rows], dtype=float)
+                if self.worker:                 # one round trip for all of them
+                    speed, angle_deg = api.speeds_angles([ids[i] for i in rows])
+                else:
+                    speed = np.array([api.vehicle.getSpeed(ids[i]) for i in rows], dtype=float)
+                    angle_deg = np.array([api.vehicle.getAngle(ids[i]) for i in rows], dtype=float)
             except self._errors as e:
                 raise self._fail("reading speed and angle", e) from None
             return speed, sumo_angle_to_heading_rad(angle_deg)

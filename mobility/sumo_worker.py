@@ -88,6 +88,11 @@ def _serve(conn_in: Connection, conn_out: Connection, stderr_path: str) -> None:
                                     libsumo.simulation.subscribe([departed]))[1])
         elif kind == "step":
             reply, ahead = (ahead, None) if ahead is not None else (answer(step), None)
+        elif kind == "warmup":      # n steps (departures subscribed as in `step`), nothing sent back
+            reply = answer(lambda: [step() for _ in range(args[0])] and None)
+        elif kind == "kinematics":  # speed and angle of these vehicles, as arrays
+            reply = answer(lambda: (np.array([libsumo.vehicle.getSpeed(v) for v in args[0]], dtype=float),
+                                    np.array([libsumo.vehicle.getAngle(v) for v in args[0]], dtype=float)))
         elif kind == "prefetch":
             ahead = answer(step)
             continue                # no reply: the caller takes it with its next "step"
@@ -141,6 +146,14 @@ class RemoteApi:
         out = self._ask(("step",))
         self._ahead = False
         return out
+
+    def warmup(self, steps: int) -> None:
+        """`steps` ticks run in the worker, none sent back (SUMO's state as after as many step_positions)."""
+        self._ask(("warmup", steps))
+
+    def speeds_angles(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Speed [m/s] and SUMO angle [deg] of these vehicles, in one round trip."""
+        return self._ask(("kinematics", list(ids)))
 
     def prefetch(self) -> None:
         """Let SUMO compute the next step now; only step_positions (or close) may follow."""

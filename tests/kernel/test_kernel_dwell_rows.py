@@ -106,3 +106,28 @@ def test_a_dwell_study_runs_mobility_on_until_the_dwells_are_realized(tmp_path):
     assert all(r["censored"] == "False" for r in rows if r["vehicle"] == "a")
     assert all(r["censored"] == "True" for r in rows if r["vehicle"] == "c")
     assert len(study.rounds) == 3
+
+
+def test_the_serving_dwell_of_many_vehicles_at_once_equals_one_at_a_time(tmp_path, monkeypatch):
+    # overlapping discs with hysteresis, a synthetic highway's crowd, both straight-line predictors
+    from cosim.dwell import DwellBook
+
+    outputs = {}
+    for mode in ("vectorized", "each"):
+        if mode == "each":
+            monkeypatch.setattr(DwellBook, "_serving_straight", DwellBook._serving_each)
+        for predictor in ("kinematic", "history"):
+            tree = {"name": "crowd", "seed": 2, "duration_s": 120,
+                    "mobility": {"source": "highway", "highway": {"initial_vehicles": 40, "arrival_rate_hz": 1.0}},
+                    "rsus": {"positions_m": [[500.0, 0.0], [800.0, 0.0], [1100.0, 0.0], [1400.0, 0.0]],
+                             "coverage_radius_m": 250.0, "hysteresis_m": 30.0},
+                    "learning": {"num_clients": 10},
+                    "protocol": {"rounds": 6, "vehicles_per_round": 5, "selection": "dwell", "round_deadline_s": 10,
+                                 "round_interval_s": 15, "dwell_predictor": predictor, "dwell_definition": "serving"}}
+            run = tmp_path / f"{mode}-{predictor}"
+            run_scenario(validate_tree(tree, "crowd.yaml"), run)
+            outputs[mode, predictor] = (run / "dwell.csv").read_bytes()
+    for predictor in ("kinematic", "history"):
+        rows = outputs["each", predictor].decode().splitlines()
+        assert len(rows) > 100 and sum(1 for r in rows if ",inf," not in r) > 50
+        assert outputs["vectorized", predictor] == outputs["each", predictor]
