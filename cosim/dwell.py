@@ -162,10 +162,11 @@ class DwellBook:
         now_xy = np.asarray([vehicles[i].xy_m for i in rows], dtype=float)
         track = np.concatenate([now_xy[:, None, :], xy0[:, None, :] + (ticks - t0)[None, :, None] * vel[:, None, :]],
                                axis=1)
-        d = np.sqrt(((track[:, :, None, :] - w.rsus.xy_m[None, None]) ** 2).sum(axis=3))
         current = np.array([vehicles[i].rsu for i in rows])
+        rsu_xy, cur_col = _rsus_near_tracks(track, n_ticks, w.rsus.xy_m, w.rsus.radius_m, current)
+        d = np.sqrt(((track[:, :, None, :] - rsu_xy[:, None, :, :]) ** 2).sum(axis=3))
         d_near = np.where(d <= w.rsus.radius_m, d, np.inf).min(axis=2)
-        d_cur = np.take_along_axis(d, current[:, None, None], axis=2)[:, :, 0]
+        d_cur = np.take_along_axis(d, cur_col[:, None, None], axis=2)[:, :, 0]
         leaves = ~((d_cur <= w.rsus.radius_m) & (d_cur <= d_near + w.hysteresis_m))
         leaves &= np.arange(leaves.shape[1])[None, :] <= n_ticks[:, None]     # within each one's own track
         times = np.concatenate([[t0], ticks])
@@ -250,6 +251,28 @@ class DwellBook:
                                 f"predicted_s={row[5]:.6g} predicted_at_s={item.t_s:.6g} "
                                 f"exit={'boundary' if boundary else 'coverage'}")
             del self._last[key]
+
+
+def _rsus_near_tracks(track: np.ndarray, n_ticks: np.ndarray, rsu_xy_m: np.ndarray, radius_m: float,
+                      current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per straight track (vehicles, samples, 2), the RSUs it can come within `radius_m` of (its current one
+    always), as (vehicles, C, 2) positions padded with far-away points, and the current one's column. Only
+    those can be in range, so distances to them alone decide the association (a few instead of all RSUs)."""
+    a, b = track[:, 1], track[np.arange(len(track)), n_ticks]         # the track's first and last tick
+    ab = b - a
+    ap = rsu_xy_m[None, :, :] - a[:, None, :]
+    den = (ab ** 2).sum(axis=1)[:, None]
+    u = np.clip(np.divide((ap * ab[:, None, :]).sum(axis=2), den, out=np.zeros_like(den * ap[..., 0]),
+                          where=den > 0), 0.0, 1.0)
+    d_seg = np.sqrt(((ap - u[..., None] * ab[:, None, :]) ** 2).sum(axis=2))
+    d_now = np.sqrt(((rsu_xy_m[None, :, :] - track[:, :1]) ** 2).sum(axis=2))
+    slack = 1e-6 * (1.0 + radius_m)                                      # a superset is exact; never miss one
+    near = (np.minimum(d_seg, d_now) <= radius_m + slack)
+    near[np.arange(len(track)), current] = True
+    order = np.argsort(~near, axis=1, kind="stable")[:, :near.sum(axis=1).max()]
+    xy = rsu_xy_m[order]
+    xy[~np.take_along_axis(near, order, axis=1)] = 1e15
+    return xy, np.argmax(order == current[:, None], axis=1)
 
 
 def _exit_fraction(p0: np.ndarray, p1: np.ndarray, radius_m: float) -> float:

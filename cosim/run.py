@@ -29,7 +29,7 @@ from .scenario import Scenario, to_dict
 from .sim import Simulation
 from .task import LearningTask, build_task
 from .trace import Trace
-from .trace.export import strict_dumps, write_chrome_trace, write_csv, write_parquet, write_rows_csv
+from .trace.export import drop_chunks, strict_dumps, write_chrome_trace, write_csv, write_parquet, write_rows_csv
 from .world import World
 
 
@@ -74,6 +74,7 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
     inputs = fingerprint(sc)            # before the run: what it read, not what a file became meanwhile
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
+    trace.spill(stage.path)             # a long run's instants and counters go to disk as they come
     rsus, radio = build_rsus(sc), build_radio(sc, streams)      # first: they check settings against the net
     task = build_task(sc.learning, streams, sc.base_dir, getattr(sc.protocol, "server_data_fraction", 0.0))
     tracks = None
@@ -115,7 +116,7 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
     finally:
         source.close()
     if sim.status == "duration-reached" and not proto.rounds and not sim.failure:
-        covered = len({i.actor for i in sim.trace.instants if i.kind == "coverage.enter"})
+        covered = len({i.actor for i in sim.trace.rows("instants") if i.kind == "coverage.enter"})
         sim.failure = (f"no round completed in {sc.duration_s:g} s: {sim.world.appeared} vehicles appeared, "
                        f"{covered} ever in an RSU's coverage")
     result = save()
@@ -184,13 +185,14 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
     write_rows_csv(run_dir / "dwell.csv", DWELL_FIELDS, dwell.rows)
     write_rows_csv(run_dir / "rsus.csv", RSU_FIELDS, rsu_rows(sim.world.rsus))
     write_chrome_trace(trace, run_dir / "trace.json")
+    drop_chunks(trace)
     last = rounds[-1] if rounds else {}
     summary = {
         "status": sim.status, "detail": sim.failure, "rounds_completed": len(rounds),
         "sim_time_s": float(sim.env.now), "final_accuracy": last.get("accuracy"), "final_loss": last.get("loss"),
         "total_energy_j": float(sum(r["energy_j"] for r in rounds)),
         "total_bytes_up": int(sum(r["bytes_up"] for r in rounds)),
-        "spans": len(trace.spans), "instants": len(trace.instants), "counters": len(trace.counters),
+        "spans": trace.count("spans"), "instants": trace.count("instants"), "counters": trace.count("counters"),
         "prediction": prediction_gap(proto.decision_rows),
     }
     (run_dir / "summary.json").write_text(strict_dumps(summary, indent=2, sort_keys=True) + "\n")

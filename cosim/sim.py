@@ -247,7 +247,7 @@ class Simulation:
         sink = None
         if self.trace.wants_packets:
             span_index = len(self.trace.spans)
-            sink = lambda t, seq, b, att: self.trace.packets.extend(  # noqa: E731
+            sink = lambda t, seq, b, att: self.trace.add_packets(  # noqa: E731
                 (float(ti), veh.id, span_index, int(si), int(bi), int(ai)) for ti, si, bi, ai in zip(t, seq, b, att))
         if veh.rsu < 0 or not veh.present:
             out = TransferOutcome("aborted", link.abort_cause() or "no-coverage", self.env.now, self.env.now,

@@ -126,3 +126,42 @@ def test_the_version_in_manifests_is_the_package_version():
 
     text = (REPO / "pyproject.toml").read_text()      # (tomllib is 3.11+; the project supports 3.10)
     assert re.search(r'^version = "([^"]+)"', text, re.MULTILINE).group(1) == cosim.__version__
+
+
+def test_a_spilled_trace_writes_the_same_records_and_the_same_chrome_trace(tmp_path, monkeypatch):
+    # instants and counters leave memory every SPILL_ROWS records; the outputs hold the same records
+    import pyarrow.parquet as pq
+
+    from cosim.run import run_scenario
+    from cosim.scenario import load_scenario
+    from cosim.trace import recorder
+
+    sc = load_scenario(REPO / "scenarios" / "quickstart.yaml", ["protocol.rounds=3", "protocol.vehicles_per_round=4",
+                                                                 "output.csv=true", "output.trace_level=packets"])
+    whole = run_scenario(sc, tmp_path / "whole")
+    monkeypatch.setattr(recorder, "SPILL_ROWS", 20)
+    spilled = run_scenario(sc, tmp_path / "spilled")
+    assert spilled.summary == whole.summary and whole.summary["counters"] > 100
+    for name in ("spans", "instants", "counters", "packets"):
+        a, b = pq.read_table(tmp_path / "whole" / f"{name}.parquet"), pq.read_table(tmp_path / "spilled" / f"{name}.parquet")
+        assert a.equals(b) and a.num_rows > (0 if name == "spans" else 100), name
+        assert (tmp_path / "whole" / f"{name}.csv").read_bytes() == (tmp_path / "spilled" / f"{name}.csv").read_bytes()
+    assert pq.ParquetFile(tmp_path / "spilled" / "counters.parquet").num_row_groups > 5
+    assert (tmp_path / "whole" / "trace.json").read_bytes() == (tmp_path / "spilled" / "trace.json").read_bytes()
+    assert not list((tmp_path / "spilled").glob(".*"))           # no chunk file left
+
+
+def test_the_chrome_trace_in_batches_is_one_json_dumps_of_the_whole(tmp_path, monkeypatch):
+    import json
+
+    from cosim.trace import Trace, export
+
+    trace = Trace("spans")
+    for k in range(50):
+        trace.span(k, k + 0.5, 0, f"v{k % 7}", "tx.ul", "model", 10, 1, 0, 0.1 if k != 3 else float("nan"))
+        trace.instant(k, 0, f"v{k % 11}", "select", "")
+        trace.counter(k, f"v{k % 5}", "snr_db", float(k))
+    monkeypatch.setattr(export, "_BATCH", 7)
+    path = export.write_chrome_trace(trace, tmp_path / "trace.json")
+    assert path.read_text() == export.strict_dumps(export.chrome_trace(trace), separators=(",", ":"))
+    assert json.loads(path.read_text())["traceEvents"][-1]["ph"] == "C"
