@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="replace the run already in --out (once the new one is written)")
     run.add_argument("--threads", type=int, default=1,
                      help="PyTorch threads (default 1; results depend on it, so it is in the manifest)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="train a FedAvg round's vehicles in N processes (the same bytes; default 1: in process)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary table (a failure still prints one line)")
     scen = sub.add_parser("scenario", help="scenario tools").add_subparsers(dest="action", required=True)
     build = scen.add_parser("build", help="build SUMO net, routes and .sumocfg").add_subparsers(
@@ -406,14 +408,15 @@ def _run(args) -> int:
     from .progress import RunProgress
     from .run import run_scenario
 
-    if args.threads < 1:
-        raise UserError(field_error("cosim run", "--threads", args.threads, ">= 1"))
+    for flag, value in (("--threads", args.threads), ("--workers", args.workers)):
+        if value < 1:
+            raise UserError(field_error("cosim run", flag, value, ">= 1"))
     sc = load_scenario(args.scenario, args.overrides)
     run_dir = _run_dir(args, sc)
     torch.set_num_threads(args.threads)
     try:
         with RunProgress(sc.protocol.rounds, sc.duration_s, quiet=args.quiet) as progress:
-            result = run_scenario(sc, run_dir, on_round=progress.update, overrides=args.overrides)
+            result = run_scenario(sc, run_dir, on_round=progress.update, overrides=args.overrides, workers=args.workers)
     except SettingError as err:
         raise err.with_source(args.scenario) from None
     if sc.output.plots and result.rounds:

@@ -59,18 +59,19 @@ def _versions() -> dict:
 
 
 def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict, float], None]] = None,
-                 source: Optional[MobilitySource] = None, overrides: Sequence[str] = ()) -> RunResult:
+                 source: Optional[MobilitySource] = None, overrides: Sequence[str] = (), workers: int = 1) -> RunResult:
     """Build the World, run the protocol on the SimPy clock, write the run directory (also after a failure).
 
     The directory appears whole or not at all (cosim.rundir): the run writes a hidden sibling, renamed into
     place at the end; an older run there is replaced only then. `source` replaces the scenario's mobility
-    source (for embedding, or fault injection in tests); `overrides` (the --set strings) go into the manifest.
+    source (for embedding, or fault injection in tests); `overrides` (the --set strings) go into the manifest;
+    `workers` > 1 trains FedAvg's vehicles of a round in that many processes (cosim.trainpool; same bytes).
     """
     with staged(Path(run_dir)) as stage:
-        return _run_staged(sc, stage, on_round, source, list(overrides))
+        return _run_staged(sc, stage, on_round, source, list(overrides), workers)
 
 
-def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str]) -> RunResult:
+def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str], workers: int = 1) -> RunResult:
     inputs = fingerprint(sc)            # before the run: what it read, not what a file became meanwhile
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
@@ -97,6 +98,11 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
     sim.positions = PositionLog(sim.world) if sc.output.positions else None
     protocol_class = registry.scheme(sc.protocol.scheme).protocol
     proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
+    if workers > 1 and hasattr(proto, "train_pool"):
+        from .trainpool import TrainPool
+
+        proto.train_pool = TrainPool(sc.learning, sc.seed, sc.base_dir,
+                                     getattr(sc.protocol, "server_data_fraction", 0.0), workers)
     save = partial(_save, stage, sc, sim, proto, dwell, overrides, inputs)
     try:
         sim.run(_then_realize(proto.process(), sim, dwell) if sc.output.realize_dwells else proto.process())
@@ -115,6 +121,8 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
         raise
     finally:
         source.close()
+        if getattr(proto, "train_pool", None) is not None:
+            proto.train_pool.close()
     if sim.status == "duration-reached" and not proto.rounds and not sim.failure:
         covered = len({i.actor for i in sim.trace.rows("instants") if i.kind == "coverage.enter"})
         sim.failure = (f"no round completed in {sc.duration_s:g} s: {sim.world.appeared} vehicles appeared, "

@@ -158,7 +158,7 @@ def server_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) 
 
 
 def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path] = None,
-               server_fraction: float = 0.0) -> LearningTask:
+               server_fraction: float = 0.0, measure_flops: bool = True) -> LearningTask:
     """Load data, split train/test, hold out `server_fraction` of the training set for the edge server (from
     the stream 'server-data'; none by default), partition the rest among clients, init the model (seeded),
     measure FLOPs.
@@ -191,7 +191,7 @@ def build_task(cfg: LearningConfig, streams: RngStreams, base_dir: Optional[Path
     if pre is not None:
         _pretrained(model, pre, train.subset(server_idx), streams, base_dir)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    flops = train_flops_per_sample(model, train.input_shape)
+    flops = train_flops_per_sample(model, train.input_shape) if measure_flops else float("nan")  # a training worker needs none
     return LearningTask(cfg, model, train, test, parts, state, flops, state_nbytes(state), server_idx)
 
 

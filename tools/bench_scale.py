@@ -68,16 +68,22 @@ def main() -> None:
     p.add_argument("--warmup-s", type=float, default=700.0, help="until the 20 km road is full")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--no-worker", action="store_true", help="SUMO in process (default: in its worker)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="training processes; > 1 also times --workers 1 and checks the outputs are the same bytes")
     args = p.parse_args()
     _import_libsumo()
     with tempfile.TemporaryDirectory() as tmp:
         files = build_highway(Path(tmp) / "hw", length_m=20000.0, lanes=3, vehicles_per_hour=args.vehicles_per_hour,
                               duration_s=args.warmup_s + 3600, seed=1)
         sc = scenario(files.sumocfg, args.rounds, args.learners, args.warmup_s, not args.no_worker)
-        cosim_s, source_s, bare_s = [], [], []
+        cosim_s, source_s, bare_s, one_s, same = [], [], [], [], True
         for _ in range(args.repeats):                    # interleaved, best of n for each side
-            wall, result = run_cosim(sc)
+            wall, result = run_cosim(sc, args.workers)
             cosim_s.append(wall)
+            if args.workers > 1:
+                wall, single = run_cosim(sc, 1)
+                one_s.append(wall)
+                same = same and single.digest == result.digest
             sim_s = result.summary["sim_time_s"]
             wall, vehicles = run_source(files.sumocfg, args.warmup_s, sim_s)
             source_s.append(wall)
@@ -94,7 +100,9 @@ def main() -> None:
                       "bare_pytorch_wall_s": round(min(bare_s), 3), "rounds": len(rounds),
                       "learners_per_round": [r["selected"] for r in rounds], "mean_vehicles": round(vehicles, 1),
                       "rsus": 50, "simulated_s": round(sim_s, 1), "cosim_accuracy": acc, "bare_accuracy": bare_acc,
-                      "accuracy_equal": acc == bare_acc, "sumo_worker": not args.no_worker, "target": 1.2}))
+                      "accuracy_equal": acc == bare_acc, "sumo_worker": not args.no_worker, "workers": args.workers,
+                      **({"workers_1_wall_s": round(min(one_s), 3), "speedup_over_workers_1": round(min(one_s) / cosim, 3),
+                          "outputs_identical_to_workers_1": same} if one_s else {}), "target": 1.2}))
 
 
 if __name__ == "__main__":

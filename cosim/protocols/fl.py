@@ -39,8 +39,13 @@ def _fedavg_baselines(sc) -> dict[str, list[str]]:
 class FedAvg(RoundProtocol):
     """FedAvg (McMahan et al. 2017): download, local SGD, upload, sample-weighted average."""
 
+    train_pool = None       # a cosim.trainpool.TrainPool (cosim run --workers N), for schemes that train as FedAvg
+
     def start_round(self, r: int, plan: Plan) -> list[simpy.Process]:
         world = self.sim.world
+        if self.train_pool is not None and type(self).local_result is FedAvg.local_result:
+            # every selected vehicle trains from this global model: all of them at once, in the workers
+            self.train_pool.submit_round(r, self.task.global_state, [world.vehicles[v].client for v in plan.selected])
         return [self.sim.spawn(self._vehicle(r, world.vehicles[vid])) for vid in plan.selected]
 
     payload = "model"           # what goes down and up (a LoRA scheme's adapters: 'lora'): task.model_bytes
@@ -51,6 +56,10 @@ class FedAvg(RoundProtocol):
     def local_result(self, r: int, veh: Vehicle, start: dict):
         """The vehicle's real local training from `start` (seeded per round and client)."""
         task, cfg = self.task, self.task.config
+        if self.train_pool is not None and start is task.global_state:
+            done = self.train_pool.result(r, veh.client)    # the same bytes, trained meanwhile in a worker
+            if done is not None:
+                return done
         return local_train(task.model, start, task.client_data(veh.client), epochs=cfg.local_epochs,
                            batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
                            seed=self.sim.streams.seed_for("local-train", r, veh.client))

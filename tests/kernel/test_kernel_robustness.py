@@ -102,3 +102,28 @@ def test_trace_tracks_carry_a_natural_sort_index(tiny, tmp_path):
     order = {e["tid"]: e["args"]["sort_index"] for e in events if e["name"] == "thread_sort_index"}
     assert set(order) == set(names) and len(names) >= 3
     assert [names[t] for t in sorted(order, key=order.get)] == sorted(names.values(), key=natural_key)
+
+
+def test_training_in_worker_processes_writes_the_same_bytes(tiny, tmp_path, monkeypatch):
+    import cosim.protocols.fl as fl
+
+    in_process = []
+    train = fl.local_train
+    monkeypatch.setattr(fl, "local_train", lambda *a, **k: (in_process.append(1), train(*a, **k))[1])
+    tree = {**TINY, "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+        {"id": f"v{k}", "x_m": 40.0 * k, "speed_mps": 1.0} for k in range(6)]}},
+        "learning": {"num_clients": 6}, "protocol": {**TINY["protocol"], "rounds": 3, "vehicles_per_round": 6}}
+    (tmp_path / "six.yaml").write_text(yaml.safe_dump(tree))
+    counts = {}
+    for workers in ("1", "2"):
+        in_process.clear()
+        assert main(["run", "six.yaml", "--out", f"w{workers}", "--quiet", "--workers", workers]) == 0
+        counts[workers] = len(in_process)
+    assert counts == {"1": 18, "2": 0}          # with workers, every vehicle trained in one of them
+    names = [p.name for p in (tmp_path / "w1").iterdir() if p.name not in ("manifest.json", "timings.json")]
+    assert len(names) >= 9
+    for name in names:
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes(), name
+    import csv
+    with open(tmp_path / "w2" / "rounds.csv") as fh:
+        assert [int(r["completed"]) for r in csv.DictReader(fh)] == [6, 6, 6]

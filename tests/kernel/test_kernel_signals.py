@@ -75,7 +75,7 @@ def test_two_sigints_50_ms_apart_leave_the_previous_run_or_a_whole_new_one(tmp_p
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err)
     now = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     if now != previous:             # the new run replaced it: then whole, and interrupted
         assert _valid_run(run)["status"] == "interrupted"

@@ -1,0 +1,91 @@
+"""Local training in worker processes (`cosim run --workers N`), the SimPy clock still the one order.
+
+At a round's start the protocol hands every selected vehicle's local training to the pool at once (they all
+start from the same global model, each with its own seed); a vehicle's process takes its result at the span
+where the protocol uses it (when its compute span starts), waiting if it is not done yet. Durations come
+from the device models, not from the workers, so the timeline is unchanged; each worker builds the same task
+(data, partition, model) from the scenario and trains with as many PyTorch threads as the caller, so the
+results are the same bytes as training in process.
+"""
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+_TASK = None            # the worker's LearningTask
+_STREAMS = None
+_STATE: tuple[Optional[str], Optional[dict]] = (None, None)    # the global state file last read, and its state
+
+
+def _init(learning: dict, seed: int, base_dir: str, server_fraction: float, threads: int) -> None:
+    global _TASK, _STREAMS
+    from .rng import RngStreams
+    from .scenario import LearningConfig
+    from .task import build_task
+
+    torch.set_num_threads(threads)
+    _STREAMS = RngStreams(seed)
+    _TASK = build_task(LearningConfig.model_validate(learning), RngStreams(seed), Path(base_dir), server_fraction,
+                       measure_flops=False)
+
+
+def _train(state_path: str, r: int, client: int):
+    global _STATE
+    from learning.fl import local_train
+
+    if _STATE[0] != state_path:
+        _STATE = (state_path, torch.load(state_path, weights_only=True))
+    cfg = _TASK.config
+    return local_train(_TASK.model, _STATE[1], _TASK.client_data(client), epochs=cfg.local_epochs,
+                       batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                       seed=_STREAMS.seed_for("local-train", r, client))
+
+
+class TrainPool:
+    """`workers` processes that train clients of a round from one global state."""
+
+    def __init__(self, learning, seed: int, base_dir: Path, server_fraction: float, workers: int):
+        self._tmp = tempfile.TemporaryDirectory(prefix="cosim_train_")
+        self._pool = ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init,
+            initargs=(learning.model_dump(mode="json"), seed, str(base_dir), server_fraction, torch.get_num_threads()))
+        self._futures: dict[tuple[int, int], Future] = {}
+        self._k = 0
+
+    def submit_round(self, r: int, global_state: dict, clients: list[int]) -> None:
+        """Start training these clients from `global_state` (written once; each worker reads it once)."""
+        self._retire()
+        path = Path(self._tmp.name) / f"global-{self._k:06d}.pt"
+        self._k += 1
+        torch.save(global_state, path)
+        self._futures = {(r, c): self._pool.submit(_train, str(path), r, c) for c in dict.fromkeys(clients)}
+
+    def _retire(self) -> None:
+        """The last round's trainings nobody took (vehicles that left): cancelled, or waited for; its file removed."""
+        for future in self._futures.values():
+            future.cancel()
+        for future in self._futures.values():
+            if not future.cancelled():
+                future.exception()          # wait (a result nobody takes; an error nobody needs)
+        for old in Path(self._tmp.name).glob("global-*.pt"):
+            old.unlink()
+
+    def result(self, r: int, client: int):
+        """The client's local result of round r; None if it was not submitted or its worker failed (the
+        caller then trains in process: the same bytes)."""
+        future = self._futures.get((r, client))
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except Exception:       # noqa: BLE001 - a broken pool (a worker killed): train in process instead
+            return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._tmp.cleanup()
