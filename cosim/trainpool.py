@@ -9,6 +9,7 @@ results are the same bytes as training in process.
 """
 from __future__ import annotations
 
+import io
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+
+from learning.fl import LocalResult
 
 _TASK = None            # the worker's LearningTask
 _STREAMS = None
@@ -41,9 +44,13 @@ def _train(state_path: str, r: int, client: int):
     if _STATE[0] != state_path:
         _STATE = (state_path, torch.load(state_path, weights_only=True))
     cfg = _TASK.config
-    return local_train(_TASK.model, _STATE[1], _TASK.client_data(client), epochs=cfg.local_epochs,
-                       batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                       seed=_STREAMS.seed_for("local-train", r, client))
+    res = local_train(_TASK.model, _STATE[1], _TASK.client_data(client), epochs=cfg.local_epochs,
+                      batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                      seed=_STREAMS.seed_for("local-train", r, client))
+    # as bytes: torch would pass each tensor through its own shared-memory segment, far slower for many
+    buf = io.BytesIO()
+    torch.save(res.state, buf)
+    return buf.getvalue(), res.num_samples, res.mean_loss
 
 
 class TrainPool:
@@ -82,7 +89,8 @@ class TrainPool:
         if future is None:
             return None
         try:
-            return future.result()
+            state, n, loss = future.result()
+            return LocalResult(torch.load(io.BytesIO(state), weights_only=True), n, loss)
         except Exception:       # noqa: BLE001 - a broken pool (a worker killed): train in process instead
             return None
 
