@@ -55,6 +55,7 @@ class Staging:
         where = Path(os.path.abspath(run_dir))      # "." has no name; its absolute path has
         self.path = where.parent / f".{where.name}.partial"
         self.old = where.parent / f".{where.name}.old"
+        self.lock = where.parent / f".{where.name}.lock"
         self.committed = False
 
     def commit(self) -> None:
@@ -79,11 +80,10 @@ def staged(run_dir: Path, where: str = "cosim run") -> Iterator[Staging]:
     """Lock `run_dir`, hand out its Staging; on exit remove the staging folder unless committed, unlock."""
     run_dir = Path(run_dir)
     check_replaceable(run_dir, where)
+    stage = Staging(run_dir)
     try:
-        parent = Path(os.path.abspath(run_dir)).parent
-        parent.mkdir(parents=True, exist_ok=True)
-        lock_path = parent / f".{Path(os.path.abspath(run_dir)).name}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        stage.lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(stage.lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise RunDirError(field_error(where, "--out", str(run_dir), f"a folder it can write ({exc.strerror})")) from None
     try:
@@ -95,7 +95,6 @@ def staged(run_dir: Path, where: str = "cosim run") -> Iterator[Staging]:
                                           f"a directory no other run is writing (process {holder} is)")) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        stage = Staging(run_dir)
         stage._recover()
         try:
             stage.path.mkdir()
@@ -108,7 +107,7 @@ def staged(run_dir: Path, where: str = "cosim run") -> Iterator[Staging]:
                 shutil.rmtree(stage.path, ignore_errors=True)
     finally:
         try:
-            os.unlink(lock_path)
+            os.unlink(stage.lock)
         except OSError:
             pass
         os.close(fd)

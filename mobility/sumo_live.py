@@ -495,8 +495,8 @@ class SumoLive(MobilitySource):
             if self._last_ids is None:
                 self._last_ids = frozenset(self._last_ids_tuple)
             return vid in self._last_ids
-        r = self._last.get(vid)
-        return r is not None and r[_traci_constants().VAR_POSITION][0] != _traci_constants().INVALID_DOUBLE_VALUE
+        r, tc = self._last.get(vid), _traci_constants()
+        return r is not None and r[tc.VAR_POSITION][0] != tc.INVALID_DOUBLE_VALUE
 
     def _kinematics_reader(self, ids: tuple[str, ...]):
         """Reads speed and heading of snapshot rows from SUMO, valid only until the next step."""

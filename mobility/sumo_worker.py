@@ -48,7 +48,7 @@ def _plain(result):
                                                         maxDur=p.maxDur) for p in lg.phases]) for lg in result]
 
 
-def _serve(conn_in: Connection, conn_out: Connection, stderr_path: str) -> None:
+def _serve(conn_in: Connection, conn_out: Connection) -> None:
     """The worker's loop: one request, one reply, until 'close' or the pipe ends."""
     with contextlib.redirect_stdout(io.StringIO()):
         import libsumo
@@ -208,7 +208,7 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # a Ctrl-C is the caller's to handle; it closes us
-    _serve(Connection(os.dup(0), writable=False), Connection(replies, readable=False), sys.argv[1])
+    _serve(Connection(os.dup(0), writable=False), Connection(replies, readable=False))
 
 
 if __name__ == "__main__":
