@@ -77,32 +77,38 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
     trace = Trace(sc.output.trace_level)
     trace.spill(stage.path)             # a long run's instants and counters go to disk as they come
     rsus, radio = build_rsus(sc), build_radio(sc, streams)      # first: they check settings against the net
-    task = build_task(sc.learning, streams, sc.base_dir, getattr(sc.protocol, "server_data_fraction", 0.0))
     tracks = None
     if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
         tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)
     source = source if source is not None else build_source(sc, streams, stage.path / "sumo")
-    devices = VehicleDevices(sc.devices.vehicle, streams)    # each vehicle's CPU or GPU
-    server = ServerModel(sc.devices.server.flops_per_s, sc.devices.server.gpu_slots)
+    try:                                # the source is live from here: closed if the set-up fails
+        if hasattr(source, "launch"):       # SUMO in its worker loads and warms up while the task is built
+            source.launch()
+        task = build_task(sc.learning, streams, sc.base_dir, getattr(sc.protocol, "server_data_fraction", 0.0))
+        devices = VehicleDevices(sc.devices.vehicle, streams)    # each vehicle's CPU or GPU
+        server = ServerModel(sc.devices.server.flops_per_s, sc.devices.server.gpu_slots)
 
-    def world_factory(env, tr):
-        return World(env, rsus, radio, tr, sc.learning.num_clients, sc.rsus.hysteresis_m, sc.mobility.step_s,
-                     sc.rsus.association, sc.rsus.hysteresis_db)
+        def world_factory(env, tr):
+            return World(env, rsus, radio, tr, sc.learning.num_clients, sc.rsus.hysteresis_m, sc.mobility.step_s,
+                         sc.rsus.association, sc.rsus.hysteresis_db)
 
-    sim = Simulation(streams, source, world_factory, trace, sc.channel.mtu_bytes, sc.channel.transfer_mode,
-                     devices, sc.duration_s, sc.rsus.on_handover, sc.rsus.handover_delay_s, server)
-    dwell = DwellBook(sim.world, sc.protocol.dwell_predictor, route_fn=getattr(source, "route_dwell_s", None),
-                      tracks=tracks, definition=sc.protocol.dwell_definition,
-                      plan_fn=getattr(source, "route_plan", None), duration_s=sc.duration_s)
-    sim.tick_hooks.append(dwell.tick)
-    sim.positions = PositionLog(sim.world) if sc.output.positions else None
-    protocol_class = registry.scheme(sc.protocol.scheme).protocol
-    proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
-    if workers > 1 and hasattr(proto, "train_pool"):
-        from .trainpool import TrainPool
+        sim = Simulation(streams, source, world_factory, trace, sc.channel.mtu_bytes, sc.channel.transfer_mode,
+                         devices, sc.duration_s, sc.rsus.on_handover, sc.rsus.handover_delay_s, server)
+        dwell = DwellBook(sim.world, sc.protocol.dwell_predictor, route_fn=getattr(source, "route_dwell_s", None),
+                          tracks=tracks, definition=sc.protocol.dwell_definition,
+                          plan_fn=getattr(source, "route_plan", None), duration_s=sc.duration_s)
+        sim.tick_hooks.append(dwell.tick)
+        sim.positions = PositionLog(sim.world) if sc.output.positions else None
+        protocol_class = registry.scheme(sc.protocol.scheme).protocol
+        proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
+        if workers > 1 and hasattr(proto, "train_pool"):
+            from .trainpool import TrainPool
 
-        proto.train_pool = TrainPool(sc.learning, sc.seed, sc.base_dir,
-                                     getattr(sc.protocol, "server_data_fraction", 0.0), workers)
+            proto.train_pool = TrainPool(sc.learning, sc.seed, sc.base_dir,
+                                         getattr(sc.protocol, "server_data_fraction", 0.0), workers, task)
+    except BaseException:
+        source.close()
+        raise
     save = partial(_save, stage, sc, sim, proto, dwell, overrides, inputs)
     try:
         sim.run(_then_realize(proto.process(), sim, dwell) if sc.output.realize_dwells else proto.process())

@@ -5,11 +5,14 @@ start from the same global model, each with its own seed); a vehicle's process t
 where the protocol uses it (when its compute span starts), waiting if it is not done yet. Durations come
 from the device models, not from the workers, so the timeline is unchanged; each worker builds the same task
 (data, partition, model) from the scenario and trains with as many PyTorch threads as the caller, so the
-results are the same bytes as training in process.
+results are the same bytes as training in process. On Linux the workers are forked from the run once its task
+is built (they start in milliseconds and share its data); elsewhere they are spawned and build the task again.
 """
 from __future__ import annotations
 
 import io
+import signal
+import sys
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
@@ -25,12 +28,20 @@ _STREAMS = None
 _STATE: tuple[Optional[str], Optional[dict]] = (None, None)    # the global state file last read, and its state
 
 
+def _init_forked(threads: int) -> None:
+    """A forked worker: the task is already here; Ctrl-C and SIGTERM are the run's to handle (it closes us)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    torch.set_num_threads(threads)
+
+
 def _init(learning: dict, seed: int, base_dir: str, server_fraction: float, threads: int) -> None:
     global _TASK, _STREAMS
     from .rng import RngStreams
     from .scenario import LearningConfig
     from .task import build_task
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _STREAMS = RngStreams(seed)
     _TASK = build_task(LearningConfig.model_validate(learning), RngStreams(seed), Path(base_dir), server_fraction,
@@ -56,11 +67,22 @@ def _train(state_path: str, r: int, client: int):
 class TrainPool:
     """`workers` processes that train clients of a round from one global state."""
 
-    def __init__(self, learning, seed: int, base_dir: Path, server_fraction: float, workers: int):
+    def __init__(self, learning, seed: int, base_dir: Path, server_fraction: float, workers: int, task=None):
+        """`task`: the run's built LearningTask, which forked workers inherit (Linux); without it, or elsewhere,
+        spawned workers build it again from `learning`."""
+        global _TASK, _STREAMS
+        from .rng import RngStreams
+
         self._tmp = tempfile.TemporaryDirectory(prefix="cosim_train_")
-        self._pool = ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_init,
-            initargs=(learning.model_dump(mode="json"), seed, str(base_dir), server_fraction, torch.get_num_threads()))
+        threads = torch.get_num_threads()
+        if task is not None and sys.platform.startswith("linux"):
+            _TASK, _STREAMS = task, RngStreams(seed)        # what the forked workers see
+            self._pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_init_forked,
+                                             initargs=(threads,))
+        else:
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=_init,
+                initargs=(learning.model_dump(mode="json"), seed, str(base_dir), server_fraction, threads))
         self._futures: dict[tuple[int, int], Future] = {}
         self._k = 0
 
@@ -95,5 +117,7 @@ class TrainPool:
             return None
 
     def close(self) -> None:
+        global _TASK, _STREAMS
         self._pool.shutdown(wait=True, cancel_futures=True)
+        _TASK = _STREAMS = None
         self._tmp.cleanup()

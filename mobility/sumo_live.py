@@ -210,6 +210,7 @@ class SumoLive(MobilitySource):
             raise ValueError(f"warmup_s must be >= 0, got {warmup_s}")
         self.warmup_steps = int(round(warmup_s / self.step_s))     # SUMO steps run before t = 0
         self._session: _Session | None = None
+        self._launched = False                   # launch() sent the start and the warm-up; start() collects
         self._finalizer: weakref.finalize | None = None
         self._k = 0
         self._last: dict = {}               # libsumo/TraCI: the subscription results of the last step
@@ -297,28 +298,57 @@ class SumoLive(MobilitySource):
         return files[0]
 
     # ---- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> MobilitySnapshot:
-        global _libsumo_session
-        if self._session is not None:
-            raise MobilityError("SumoLive.start() called twice; make a new SumoLive to run again")
-        files = self._input_files()
+    def launch(self) -> None:
+        """Worker mode: have the worker load SUMO and run the warm-up now, without waiting, so that the caller
+        builds the rest of its run meanwhile; `start()` collects the answers (and reports any failure). Inputs
+        that would fail are left alone: `start()` names them as it always does."""
+        if not self.worker or self._session is not None:
+            return
+        try:
+            files = self._input_files()
+            if any(malformed_xml(f) is not None for f in files):
+                return
+        except Exception:       # noqa: BLE001 - start() raises it, in its place
+            return
+        self._open_session(files)
+        session = self._session
+        from .sumo_worker import RemoteApi
+
+        session.api = RemoteApi(str(Path(session.tmp.name) / "stderr.txt"))
+        session.api.post(("start", self._cmd))
+        session.api.post(("warmup", self.warmup_steps))
+        self._launched = True
+
+    def _open_session(self, files: list[Path]) -> None:
         self._files = files
         session = _Session(self.backend)
-        cmd = self._command(Path(session.tmp.name) / "error.log")
+        self._cmd = self._command(Path(session.tmp.name) / "error.log")
         self._session = session
         self._finalizer = weakref.finalize(self, session.close)
+
+    def start(self) -> MobilitySnapshot:
+        global _libsumo_session
+        launched, self._launched = self._launched, False
+        if self._session is not None and not launched:
+            raise MobilityError("SumoLive.start() called twice; make a new SumoLive to run again")
+        if not launched:
+            self._open_session(self._input_files())
+        files, session, cmd = self._files, self._session, self._cmd
         try:
             if self.worker:
                 from .sumo_worker import FatalTraCIError, RemoteApi, TraCIException, WorkerDied
 
                 self._errors = (TraCIException, FatalTraCIError, WorkerDied)
-                for f in files:   # as in-process: a malformed file is named before SUMO reads it
-                    msg = malformed_xml(f)
-                    if msg is not None:
-                        raise MobilityInputError(f, f"malformed XML ({msg})")
-                session.api = RemoteApi(str(Path(session.tmp.name) / "stderr.txt"))
+                if not launched:
+                    for f in files:   # as in-process: a malformed file is named before SUMO reads it
+                        msg = malformed_xml(f)
+                        if msg is not None:
+                            raise MobilityInputError(f, f"malformed XML ({msg})")
+                    session.api = RemoteApi(str(Path(session.tmp.name) / "stderr.txt"))
+                    session.api.post(("start", cmd))     # it subscribes to departures, too
+                    session.api.post(("warmup", self.warmup_steps))
                 try:
-                    session.api.start(cmd)     # it subscribes to departures, too
+                    session.api.collect()
                 except self._errors as e:
                     raise self._start_failure(files, session, one_line(e)) from None
             elif self.backend == "libsumo":
@@ -343,7 +373,7 @@ class SumoLive(MobilitySource):
                 if not self.worker:
                     session.api.simulation.subscribe([_traci_constants().VAR_DEPARTED_VEHICLES_IDS])
                 if self.worker:                         # the same steps, without sending each one back
-                    session.api.warmup(self.warmup_steps)
+                    session.api.collect()
                 else:
                     for _ in range(self.warmup_steps):  # traffic builds up; these steps are not ticks
                         self._advance()

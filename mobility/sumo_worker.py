@@ -17,6 +17,7 @@ import os
 import pickle
 import subprocess
 import sys
+import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import SimpleNamespace
@@ -104,6 +105,22 @@ def _serve(conn_in: Connection, conn_out: Connection) -> None:
 
 
 # ---- the caller's side -------------------------------------------------------------------------------------
+_LIVE: "weakref.WeakSet[RemoteApi]" = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    """A process forked from the caller (e.g. a training worker) never talks to SUMO and must not keep its pipes
+    open (the worker would not see its caller end): the child's copies are closed."""
+    for api in list(_LIVE):
+        for conn in (api._send, api._recv):
+            with contextlib.suppress(OSError):
+                conn.close()
+    _LIVE.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 class RemoteApi:
     """The libsumo module, in a worker process: `api.<domain>.<method>(*args)` and `api.<function>(*args)`
     are forwarded; errors come back as this module's TraCIException / FatalTraCIError; a dead worker is
@@ -121,6 +138,8 @@ class RemoteApi:
         self._proc.stdin.close()
         self._proc.stdout.close()
         self._ahead = False
+        self._posted = 0        # requests sent whose replies nobody has collected yet
+        _LIVE.add(self)
 
     @property
     def pid(self) -> int | None:
@@ -129,8 +148,24 @@ class RemoteApi:
     def _ask(self, request: tuple):
         if self._ahead and request[0] not in ("step", "close"):
             raise RuntimeError(f"SUMO query {request[1:3]} after a prefetch: it would see the next step")
+        while self._posted:             # replies to posted requests nobody collected (an error path): dropped
+            with contextlib.suppress(Exception):
+                self.collect()
+        self.post(request)
+        return self.collect()
+
+    def post(self, request: tuple) -> None:
+        """Send a request without waiting; `collect()` returns its reply (in order) or raises its error."""
         try:
             self._send.send(request)
+        except (EOFError, OSError) as e:
+            raise WorkerDied(f"the SUMO worker process ended ({type(e).__name__})") from None
+        self._posted += 1
+
+    def collect(self):
+        """The reply to the oldest posted request."""
+        self._posted -= 1
+        try:
             reply = self._recv.recv()
         except (EOFError, OSError) as e:
             raise WorkerDied(f"the SUMO worker process ended ({type(e).__name__})") from None

@@ -31,7 +31,7 @@ from mobility.builders import build_highway  # noqa: E402
 from mobility.sumo_live import SumoLive, _import_libsumo  # noqa: E402
 
 
-def scenario(cfg: Path, rounds: int, learners: int, warmup_s: float, worker: bool):
+def scenario(cfg: Path, rounds: int, learners: int, warmup_s: float, worker: bool, local_epochs: int = 1):
     tree = {"name": "bench-scale", "seed": 1, "duration_s": 3600,
             "mobility": {"source": "sumo", "step_s": 1.0,
                          "sumo": {"config": str(cfg), "warmup_s": warmup_s, "worker": worker}},
@@ -39,7 +39,7 @@ def scenario(cfg: Path, rounds: int, learners: int, warmup_s: float, worker: boo
                      "hysteresis_m": 10.0},
             "channel": {"uplink_bandwidth_hz": 20e6, "downlink_bandwidth_hz": 20e6},
             "learning": {"dataset": "digits", "num_clients": learners, "model": "cnn", "batch_size": 16,
-                         "local_epochs": 1, "lr": 0.05},
+                         "local_epochs": local_epochs, "lr": 0.05},
             "protocol": {"scheme": "fedavg", "rounds": rounds, "vehicles_per_round": learners,
                          "selection": "dwell", "dwell_predictor": "kinematic", "round_deadline_s": 30},
             "output": {"trace_level": "rounds"}}
@@ -66,6 +66,8 @@ def main() -> None:
     p.add_argument("--learners", type=int, default=100, help="vehicles per round (and data partitions)")
     p.add_argument("--vehicles-per-hour", type=float, default=5400.0, help="~1,000 on the road at 20 km")
     p.add_argument("--warmup-s", type=float, default=700.0, help="until the 20 km road is full")
+    p.add_argument("--local-epochs", type=int, default=5,
+                   help="each vehicle's local epochs (5: FedAvg's usual E; at 1 a vehicle takes 2 SGD steps on its 18 samples)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--no-worker", action="store_true", help="SUMO in process (default: in its worker)")
     p.add_argument("--workers", type=int, default=1,
@@ -75,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = build_highway(Path(tmp) / "hw", length_m=20000.0, lanes=3, vehicles_per_hour=args.vehicles_per_hour,
                               duration_s=args.warmup_s + 3600, seed=1)
-        sc = scenario(files.sumocfg, args.rounds, args.learners, args.warmup_s, not args.no_worker)
+        sc = scenario(files.sumocfg, args.rounds, args.learners, args.warmup_s, not args.no_worker, args.local_epochs)
         cosim_s, source_s, bare_s, one_s, same = [], [], [], [], True
         for _ in range(args.repeats):                    # interleaved, best of n for each side
             wall, result = run_cosim(sc, args.workers)

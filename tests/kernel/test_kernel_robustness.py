@@ -5,6 +5,7 @@ import math
 import os
 
 import pytest
+import torch
 import yaml
 
 from cosim.cli import main
@@ -117,3 +118,28 @@ def test_training_in_worker_processes_writes_the_same_bytes(tiny, tmp_path, monk
     import csv
     with open(tmp_path / "w2" / "rounds.csv") as fh:
         assert [int(r["completed"]) for r in csv.DictReader(fh)] == [6, 6, 6]
+
+
+def test_spawned_training_workers_build_the_task_again_and_train_the_same_bytes(tmp_path):
+    # the path off Linux (no fork): each worker builds the task from the scenario's learning settings
+    from cosim.rng import RngStreams
+    from cosim.scenario import validate_tree
+    from cosim.task import build_task
+    from cosim.trainpool import TrainPool
+    from learning.fl import local_train
+
+    sc = validate_tree(TINY, "tiny", base_dir=tmp_path)
+    task = build_task(sc.learning, RngStreams(sc.seed), tmp_path, 0.0)
+    pool = TrainPool(sc.learning, sc.seed, tmp_path, 0.0, workers=2)        # no task given: spawned
+    try:
+        pool.submit_round(1, task.global_state, [0, 3])
+        got = {c: pool.result(1, c) for c in (0, 3)}
+    finally:
+        pool.close()
+    cfg = task.config
+    for c in (0, 3):
+        want = local_train(task.model, task.global_state, task.client_data(c), epochs=cfg.local_epochs,
+                           batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                           seed=RngStreams(sc.seed).seed_for("local-train", 1, c))
+        assert got[c] is not None and got[c].num_samples == want.num_samples and got[c].mean_loss == want.mean_loss
+        assert all(torch.equal(got[c].state[k], want.state[k]) for k in want.state)

@@ -9,6 +9,7 @@ import pytest
 from cosim.run import run_scenario
 from cosim.scenario import load_scenario
 from mobility.base import MobilityError
+from mobility.errors import MobilityInputError
 from mobility.sumo_live import SumoLive
 from mobility.sumo_worker import RemoteApi, TraCIException
 
@@ -76,3 +77,64 @@ def test_worker_needs_libsumo(tmp_path):
 
     with pytest.raises(ScenarioError, match="backend 'libsumo' when worker is true"):
         load_scenario(REPO / "scenarios" / "smoke.yaml", ["mobility.sumo.worker=true", "mobility.sumo.backend=traci"])
+
+
+def test_launch_warms_sumo_up_meanwhile_and_start_gives_the_same_first_step():
+    plain = SumoLive(1.0, sumocfg=HIGHWAY, seed=1, warmup_s=30, worker=True)
+    early = SumoLive(1.0, sumocfg=HIGHWAY, seed=1, warmup_s=30, worker=True)
+    try:
+        early.launch()                         # returns at once: the worker loads and warms up
+        assert early._session.api._posted == 2
+        a, b = plain.start(), early.start()
+        assert a.ids == b.ids and len(a.ids) > 5 and (a.xy_m == b.xy_m).all()
+        a, b = plain.step(), early.step()
+        assert a.ids == b.ids and (a.xy_m == b.xy_m).all()
+        with pytest.raises(MobilityError, match="called twice"):
+            early.start()
+    finally:
+        plain.close()
+        early.close()
+
+
+def test_a_launched_start_that_sumo_refuses_is_named_as_without_launch(tmp_path):
+    cfg = tmp_path / "bad.sumocfg"
+    routes = tmp_path / "bad.rou.xml"
+    routes.write_text('<routes><vehicle id="v" depart="0"><route edges="no-such-edge"/></vehicle></routes>')
+    cfg.write_text(f'<configuration><input><net-file value="{HIGHWAY.parent / "highway.net.xml"}"/>'
+                   f'<route-files value="{routes}"/></input></configuration>')
+    messages = []
+    for launch in (False, True):
+        src = SumoLive(1.0, sumocfg=cfg, seed=1, warmup_s=5, worker=True)
+        if launch:
+            src.launch()
+        with pytest.raises(MobilityInputError) as err:
+            src.start()
+        src.close()
+        messages.append(str(err.value))
+    assert "bad.rou.xml" in messages[0] and messages[0] == messages[1]
+
+
+def test_a_malformed_input_is_not_launched_and_start_names_it(tmp_path):
+    cfg = tmp_path / "m.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="x.net.xml"/></input>')      # never closed
+    src = SumoLive(1.0, sumocfg=cfg, seed=1, worker=True)
+    src.launch()
+    assert src._session is None
+    with pytest.raises(MobilityInputError, match="m.sumocfg"):
+        src.start()
+    src.close()
+
+
+def test_a_forked_child_closes_its_copies_of_the_worker_pipes():
+    src = SumoLive(1.0, sumocfg=HIGHWAY, seed=1, worker=True)
+    try:
+        src.start()
+        api = src._session.api
+        pid = os.fork()
+        if pid == 0:                           # the child: both copies closed, SUMO never asked
+            os._exit(0 if api._send.closed and api._recv.closed else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert len(src.step().ids) > 0         # the parent still talks to SUMO
+    finally:
+        src.close()
