@@ -74,7 +74,7 @@ def _tail_accuracy(tail: int) -> Callable[[Path], dict]:
 
 def run_calibration(scenario: str | Path, bits: list[int], seeds: int, base: list[str], out_dir: Optional[str | Path],
                     file: Optional[str | Path] = None, tail: int = 5, jobs: int = 1, threads: Optional[int] = None,
-                    resume: bool = False, on_done: Optional[Callable] = None) -> Calibration:
+                    resume: bool = False, on_done: Optional[Callable] = None, executor=None) -> Calibration:
     """Train at each of `bits` over `seeds` seeds; fit; write the calibration file (default: next to the
     scenario, <stem>.quant.json), out_dir/calibrate.csv and out_dir/calibrate.png."""
     where = "cosim calibrate quant"
@@ -106,7 +106,8 @@ def run_calibration(scenario: str | Path, bits: list[int], seeds: int, base: lis
     if errors:
         raise ScenarioError(errors)
     writable_dir(out, where)
-    rows = execute(runs, scenario, base, resume, jobs, threads, on_done, metrics=_tail_accuracy(tail))
+    rows = execute(runs, scenario, base, resume, jobs, threads, on_done, metrics=_tail_accuracy(tail),
+                   executor=executor)
     out.mkdir(parents=True, exist_ok=True)
     table = [{"bits": q, "seed": s, **{k: rows[r.index].get(k) for k in CSV_FIELDS[2:]}} for r, (q, s) in zip(runs, keys)]
     with open(out / "calibrate.csv", "w", newline="") as fh:

@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                                                     "the cores shared out for more); results depend on it")
     sweep.add_argument("--resume", action="store_true",
                        help="keep run directories that already hold their run, finished (same scenario, same cosim)")
+    _add_executor_args(sweep)
     plot = sub.add_parser("plot", help="plot a run (or sweep) directory into its plots/ folder")
     plot.add_argument("run_dir")
     plot.add_argument("--net", help="a SUMO .net.xml whose roads map.png draws under the vehicles' tracks")
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (default 1)")
     cmp_.add_argument("--threads", type=int, help="PyTorch threads per run (as for sweep)")
     cmp_.add_argument("--resume", action="store_true", help="keep finished runs of an interrupted compare")
+    _add_executor_args(cmp_)
     cal = sub.add_parser("calibrate", help="measure a scenario's response to a setting").add_subparsers(
         dest="what", required=True)
     quant = cal.add_parser("quant", help="accuracy vs activation bits, fitted O(q) = a(1-exp(-bq))+c (SFLAM)")
@@ -104,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     quant.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (default 1)")
     quant.add_argument("--threads", type=int, help="PyTorch threads per run (as for sweep)")
     quant.add_argument("--resume", action="store_true", help="keep finished runs of an interrupted calibration")
+    _add_executor_args(quant)
     pre = sub.add_parser("pretrain", help="the scenario's pretrained model (learning.pretrained) to a checkpoint file")
     pre.add_argument("scenario")
     pre.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -229,6 +232,33 @@ def _progress_line(console):
     return done
 
 
+def _add_executor_args(parser) -> None:
+    """--executor and its settings (sweep, compare, calibrate): where the study's runs execute."""
+    parser.add_argument("--executor", choices=("serial", "pool", "ray"), default="pool",
+                        help="serial: here, one after another; pool (default): --jobs local processes; "
+                             "ray: a Ray task per run in a fresh process (pip install 'cosim[ray]')")
+    parser.add_argument("--address", help="ray: an existing cluster (e.g. ray://head:10001 or auto; "
+                                          "default: a local Ray instance)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each run asks for (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs each run asks for (default 0)")
+    parser.add_argument("--ray-reuse-workers", action="store_true",
+                        help="ray: let a worker process take run after run (default: a fresh process per run)")
+
+
+def _executor(args, where: str):
+    from .executors import make_executor
+
+    ray_only = {"--address": args.address, "--cpus-per-run": args.cpus_per_run != 1.0 and args.cpus_per_run,
+                "--gpus-per-run": args.gpus_per_run, "--ray-reuse-workers": args.ray_reuse_workers}
+    for flag, value in ray_only.items():
+        if args.executor != "ray" and value:
+            raise UserError(field_error(where, flag, getattr(args, flag[2:].replace("-", "_")), "--executor ray with it"))
+    if args.executor != "pool" and args.jobs != 1:
+        raise UserError(field_error(where, "--jobs", args.jobs, "--executor pool with it (ray: --cpus-per-run)"))
+    return make_executor(args.executor, args.jobs, args.address, args.cpus_per_run, args.gpus_per_run, where,
+                         fresh=not args.ray_reuse_workers)
+
+
 def _sweep(args) -> int:
     from rich.console import Console
 
@@ -242,8 +272,9 @@ def _sweep(args) -> int:
     console = Console(stderr=True)
     done = _progress_line(console)
 
+    executor = _executor(args, "cosim sweep")
     path = run_sweep(args.scenario, vary, args.overrides, out, on_done=done, resume=args.resume,
-                     jobs=args.jobs, threads=args.threads)
+                     jobs=args.jobs, threads=args.threads, executor=executor)
     console.print(f"sweep table: {path}", soft_wrap=True, markup=False)
     with open(path, newline="") as fh:
         statuses = [row["status"] for row in csv.DictReader(fh)]
@@ -323,7 +354,8 @@ def _compare(args) -> int:
 
     only = [b.strip() for b in args.baselines.split(",")] if args.baselines else None
     result = run_compare(args.scenario, args.seeds, args.overrides, args.out, only=only, on_done=done,
-                         resume=args.resume, jobs=args.jobs, threads=args.threads)
+                         resume=args.resume, jobs=args.jobs, threads=args.threads,
+                         executor=_executor(args, "cosim compare"))
     console.print(result.table_md, soft_wrap=True, markup=False)
     console.print(f"compare table: {result.csv_path}", soft_wrap=True, markup=False)
     return 0 if all(s in ("completed", "duration-reached") for s in result.statuses) else 1
@@ -344,7 +376,8 @@ def _calibrate(args) -> int:
     base = args.overrides + ([f"protocol.rounds={args.rounds}"] if args.rounds else [])
     console = Console(stderr=True)
     cal = run_calibration(args.scenario, bits, args.seeds, base, args.out, args.file, args.tail, args.jobs,
-                          args.threads, args.resume, on_done=_progress_line(console))
+                          args.threads, args.resume, on_done=_progress_line(console),
+                          executor=_executor(args, "cosim calibrate quant"))
     for p in cal.points:
         console.print(f"  q = {p['bits']:>2}: accuracy {p['accuracy']:.4f}", markup=False)
     console.print(f"O(q) = {cal.a:.4f} (1 - exp(-{cal.b:.4f} q)) + {cal.c:.4f}; wrote {cal.file}",

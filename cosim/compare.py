@@ -112,12 +112,13 @@ def plan_compare(scenario: str | Path, seeds: int, base: list[str], out_dir: Pat
 
 def run_compare(scenario: str | Path, seeds: int, base: list[str], out_dir: Optional[str | Path] = None,
                 only: Optional[list[str]] = None, on_done: Optional[Callable] = None, resume: bool = False,
-                jobs: int = 1, threads: Optional[int] = None) -> CompareResult:
-    """Run every method x seed; write out_dir/compare.csv, compare.md and compare.png."""
+                jobs: int = 1, threads: Optional[int] = None, executor=None) -> CompareResult:
+    """Run every method x seed (on `executor`, cosim.executors; default the pool of `jobs`); write
+    out_dir/compare.csv, compare.md and compare.png."""
     out = Path(out_dir) if out_dir else Path("runs") / f"{load_scenario(scenario, base).name}-compare"
     runs, keys = plan_compare(scenario, seeds, base, out, only)
     writable_dir(out, "cosim compare")
-    rows = execute(runs, scenario, base, resume, jobs, threads, on_done, metrics=_metrics)
+    rows = execute(runs, scenario, base, resume, jobs, threads, on_done, metrics=_metrics, executor=executor)
     out.mkdir(parents=True, exist_ok=True)
     table = [{"method": m, "seed": s, **{f: rows[r.index].get(f) for f in COMPARE_FIELDS[2:]}}
              for r, (m, s) in zip(runs, keys)]

@@ -2,7 +2,8 @@
 
 Every combination is validated before the first run starts, so a typo costs nothing. Runs go one after
 another, each byte-identical to the same `cosim run`; or `jobs` at a time in worker processes (libsumo
-allows one SUMO per process), each with `threads` PyTorch threads (default: the cores shared out).
+allows one SUMO per process), each with `threads` PyTorch threads (default: the cores shared out); or as
+Ray tasks (cosim.executors).
 PyTorch's float reductions depend on its thread count, so a run is byte-identical to a `cosim run` with
 as many threads; every manifest records the count.
 """
@@ -16,13 +17,10 @@ import os
 import re
 import statistics
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Optional
 
 import yaml
-
-from mobility.errors import MobilityInputError
 
 from .errors import ScenarioError, UserError, field_error, writable_dir
 from .scenario import Scenario, load_scenario, safe_load, to_dict
@@ -141,66 +139,29 @@ def _readable(path: Path) -> bool:
     return True
 
 
-def _run_one(sc: Scenario, run_dir: Path, overrides: list[str] = ()) -> dict:
-    """One run; {} when it wrote its run directory (the caller reads its metrics there), else a row with the
-    status (input-error, internal-error) and why: a crash must not stop the others."""
-    from .run import run_scenario
-
-    try:
-        run_scenario(sc, run_dir, overrides=overrides)
-    except Exception as exc:            # noqa: BLE001 - one failed run must not stop the sweep
-        if not (run_dir / "summary.json").is_file():
-            bad_input = isinstance(exc, (UserError, MobilityInputError))
-            return {"status": "input-error" if bad_input else "internal-error", "detail": str(exc)}
-    return {}
-
-
-def _set_threads(threads: Optional[int]) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _run_in_worker(task: tuple[int, str, list[str], str]) -> tuple[int, dict]:
-    """A worker process's run: the scenario is loaded again there (validated already)."""
-    index, scenario, overrides, run_dir = task
-    return index, _run_one(load_scenario(scenario, overrides), Path(run_dir), overrides)
-
-
-def _run_in_pool(todo: list[SweepRun], scenario: str, base: list[str], jobs: int, threads: Optional[int],
-                 finished: Callable[[SweepRun, dict], None]) -> None:
-    """The runs in `jobs` spawned worker processes, `finished` called as each ends; Ctrl-C (or any failure
-    here) terminates the workers too."""
-    by_index = {r.index: r for r in todo}
-    tasks = [(r.index, scenario, base + list(r.overrides), str(r.run_dir)) for r in todo]
-    pool = get_context("spawn").Pool(jobs, initializer=_set_threads, initargs=(threads,))
-    try:
-        for index, row in pool.imap_unordered(_run_in_worker, tasks):
-            finished(by_index[index], row)
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.close()
-        pool.join()
-
-
 def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume: bool = False, jobs: int = 1,
             threads: Optional[int] = None, on_done: Optional[Callable[[SweepRun, dict, int, int], None]] = None,
-            metrics: Callable[[Path], dict] = None) -> dict[int, dict]:
-    """Run `runs` (serially, or `jobs` at a time in spawned processes with `threads` PyTorch threads each);
-    with `resume`, keep those whose directory already holds them, finished. Returns each run's row (its
-    `metrics(run_dir)`, or status and detail when it failed on its inputs), by index; `on_done(run, row,
-    finished, total)` is called as each ends."""
+            metrics: Callable[[Path], dict] = None, executor=None) -> dict[int, dict]:
+    """Run `runs` on `executor` (cosim.executors; default: the pool of `jobs` spawned processes, serial for one)
+    with `threads` PyTorch threads each; with `resume`, keep those whose directory already holds them,
+    finished, whatever the executor. Returns each run's row (its `metrics(run_dir)`, or status and detail when
+    it failed on its inputs), by index; `on_done(run, row, finished, total)` is called as each ends. A failed
+    run's traceback is written beside its directory (NAME.traceback.txt)."""
+    from .executors import PoolExecutor, write_traceback
+
     metrics = metrics or _metrics
-    if threads is None and jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+    executor = executor if executor is not None else PoolExecutor(jobs)
+    if threads is None and getattr(executor, "jobs", 1) > 1:
+        threads = max(1, (os.cpu_count() or 1) // executor.jobs)
+    if threads is None and getattr(executor, "cpus", None):
+        threads = max(1, int(executor.cpus))
     rows: dict[int, dict] = {}
 
     def finished(r: SweepRun, row: dict) -> None:
+        if not row.get("kept"):
+            write_traceback(r.run_dir, row.get("traceback"))
         if "status" in row and not (r.run_dir / "summary.json").is_file():
-            rows[r.index] = row
+            rows[r.index] = {k: v for k, v in row.items() if k != "traceback"}
         else:
             rows[r.index] = {**metrics(r.run_dir), **({"kept": True} if row.get("kept") else {})}
         if on_done:
@@ -209,7 +170,8 @@ def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume:
     import torch
 
     before = torch.get_num_threads()
-    _set_threads(threads)               # here too: _already_done compares with the runs' thread count
+    if threads is not None:             # here too: _already_done compares with the runs' thread count
+        torch.set_num_threads(threads)
     try:
         todo = []
         for r in runs:
@@ -217,11 +179,7 @@ def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume:
                 finished(r, {"kept": True})
             else:
                 todo.append(r)
-        if jobs <= 1:
-            for r in todo:
-                finished(r, _run_one(r.scenario, r.run_dir, base + list(r.overrides)))
-        else:
-            _run_in_pool(todo, str(scenario), base, jobs, threads, finished)
+        executor.run(todo, str(scenario), base, threads, finished)
     finally:
         torch.set_num_threads(before)
     return rows
@@ -229,16 +187,17 @@ def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume:
 
 def run_sweep(scenario: str | Path, vary: list[tuple[str, list[str]]], base: list[str], out_dir: str | Path,
               on_done: Optional[Callable[[SweepRun, dict, int, int], None]] = None, resume: bool = False,
-              jobs: int = 1, threads: Optional[int] = None) -> Path:
+              jobs: int = 1, threads: Optional[int] = None, executor=None) -> Path:
     """Run every combination; write out_dir/<index>-<label>/ per run and out_dir/sweep.csv; return its path.
     With `resume`, a run directory that already holds this run, finished, is kept instead of run again.
-    `jobs` > 1 runs that many at once in spawned processes; `threads` sets PyTorch's thread count per run
-    (default: this process's for one job, the cores shared out for more). `on_done(run, row, finished,
-    total)` is called as each run finishes."""
+    `jobs` > 1 runs that many at once in spawned processes, or `executor` (cosim.executors: serial, pool, ray)
+    runs them; `threads` sets PyTorch's thread count per run (default: this process's for one job, the cores
+    shared out for more, a Ray run's CPUs). `on_done(run, row, finished, total)` is called as each run
+    finishes."""
     out_dir = Path(out_dir)
     runs = plan_sweep(scenario, vary, base, out_dir)
     writable_dir(out_dir, "cosim sweep")
-    rows = execute(runs, scenario, base, resume, jobs, threads, on_done)
+    rows = execute(runs, scenario, base, resume, jobs, threads, on_done, executor=executor)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "sweep.csv"
     with open(path, "w", newline="") as fh:
