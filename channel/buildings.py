@@ -51,6 +51,8 @@ def _finite_xy(shape) -> bool:
 class Buildings:
     """Building footprints, indexed by a shapely STRtree for bulk "which links are blocked" queries."""
 
+    CHECKPOINT_STATIC = True        # unchanged after it is built (cosim.checkpoint leaves it to the rebuilt run)
+
     def __init__(self, polygons: Sequence):
         """`polygons`: each an (m, 2) array-like of x, y in metres (closed or not). Polygons with fewer than
         3 distinct points are skipped; a self-intersecting one is split by shapely.make_valid."""

@@ -20,6 +20,8 @@ SERVER = "server"
 class Backhaul:
     """RSU -> server paths and their delays. Raises ValueError if an RSU has no path to the server."""
 
+    CHECKPOINT_STATIC = True        # unchanged after it is built (cosim.checkpoint leaves it to the rebuilt run)
+
     def __init__(self, graph: nx.Graph, rsu_ids: Sequence[str]):
         self.graph = graph
         self._paths: dict[str, tuple[float, float, int]] = {}

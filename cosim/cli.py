@@ -20,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cosim {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run a scenario and write its run directory")
-    run.add_argument("scenario")
+    run.add_argument("scenario", nargs="?", help="the scenario file (not with --resume)")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue RUN_DIR's run from its last checkpoint (output.checkpoint_every_rounds)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a field, e.g. --set protocol.rounds=5 (repeatable)")
     run.add_argument("--out", help="run directory (default: runs/<name>-seed<seed>, or -2, -3, ... if that holds a run)")
@@ -444,6 +446,10 @@ def _run(args) -> int:
     for flag, value in (("--threads", args.threads), ("--workers", args.workers)):
         if value < 1:
             raise UserError(field_error("cosim run", flag, value, ">= 1"))
+    if args.resume:
+        return _resume(args)
+    if args.scenario is None:
+        raise UserError("cosim run: expected a scenario file (or --resume RUN_DIR)")
     sc = load_scenario(args.scenario, args.overrides)
     run_dir = _run_dir(args, sc)
     torch.set_num_threads(args.threads)
@@ -461,6 +467,25 @@ def _run(args) -> int:
         progress.summary(result, args.overrides)
     elif not ok:
         print(f"{run_dir}: run ended {result.status}: {result.summary.get('detail') or 'no detail'}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _resume(args) -> int:
+    """cosim run --resume RUN_DIR: the run's own scenario, overrides and threads, from its checkpoint."""
+    from .run import resume_run
+
+    for flag, given in (("SCENARIO", args.scenario), ("--set", args.overrides), ("--out", args.out),
+                        ("--force", args.force), ("--threads", args.threads != 1)):
+        if given:
+            raise UserError(field_error("cosim run --resume", flag, given if given is not True else "given",
+                                        "nothing: a resumed run keeps its scenario, overrides, folder and threads"))
+    run_dir = Path(args.resume)
+    result = resume_run(run_dir, workers=args.workers)
+    ok = result.status in ("completed", "duration-reached")
+    if not ok:
+        print(f"{run_dir}: run ended {result.status}: {result.summary.get('detail') or 'no detail'}", file=sys.stderr)
+    elif not args.quiet:
+        print(f"{run_dir}: resumed, {result.status} after {len(result.rounds)} rounds")
     return 0 if ok else 1
 
 

@@ -30,12 +30,19 @@ class At(Event):
     """Like simpy.Timeout, but at the absolute time t_s: `now + (t_s - now)` is not always t_s in floating
     point (and no delay may give it), and a transfer's clock must be SimPy's bit for bit."""
 
-    def __init__(self, env: simpy.Environment, t_s: float):
+    def __init__(self, env: simpy.Environment, t_s: float, urgent: bool = False):
         super().__init__(env)
         self._ok, self._value = True, None
         t_s = max(float(t_s), float(env.now))
         # Environment.schedule() adds a delay to now; this is the same heap entry with the sum exact
-        heapq.heappush(env._queue, (t_s, NORMAL, next(env._eid), self))
+        heapq.heappush(env._queue, (t_s, URGENT if urgent else NORMAL, next(env._eid), self))
+
+
+def start_at(env: simpy.Environment, t_s: float) -> None:
+    """Set a new environment's clock to t_s (a resumed run); SimPy has no public setter."""
+    if env._queue:
+        raise RuntimeError("start_at() on an environment with events scheduled")
+    env._now = float(t_s)
 
 
 def has_private_queue(env: simpy.Environment) -> bool:

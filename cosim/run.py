@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+import shutil
 from importlib import metadata
 from dataclasses import dataclass
 from functools import partial
@@ -10,15 +11,15 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from mobility.base import MobilitySource
+from mobility.base import MobilityError, MobilitySource
 from mobility.errors import MobilityInputError
 
-from . import __version__, registry
+from . import __version__, checkpoint, registry
 from .build import build_radio, build_rsus, build_source
 from .compute import ServerModel, VehicleDevices
 from .decisions import prediction_gap, write_decisions
 from .dwell import DWELL_FIELDS, DwellBook, record_tracks
-from .errors import UserError
+from .errors import UserError, field_error
 from .fingerprint import fingerprint
 from .optimizers.api import Decision, snapshot_to_json
 from .positions import RSU_FIELDS, PositionLog, rsu_rows
@@ -59,19 +60,54 @@ def _versions() -> dict:
 
 
 def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict, float], None]] = None,
-                 source: Optional[MobilitySource] = None, overrides: Sequence[str] = (), workers: int = 1) -> RunResult:
+                 source: Optional[MobilitySource] = None, overrides: Sequence[str] = (), workers: int = 1,
+                 resume: Optional[dict] = None) -> RunResult:
     """Build the World, run the protocol on the SimPy clock, write the run directory (also after a failure).
 
     The directory appears whole or not at all (cosim.rundir): the run writes a hidden sibling, renamed into
     place at the end; an older run there is replaced only then. `source` replaces the scenario's mobility
     source (for embedding, or fault injection in tests); `overrides` (the --set strings) go into the manifest;
     `workers` > 1 trains FedAvg's vehicles of a round in that many processes (cosim.trainpool; same bytes).
+    With `output.checkpoint_every_rounds`, checkpoints go to a hidden sibling (cosim.checkpoint); `resume`
+    (a loaded checkpoint, see resume_run) continues from one.
     """
     with staged(Path(run_dir)) as stage:
-        return _run_staged(sc, stage, on_round, source, list(overrides), workers)
+        return _run_staged(sc, stage, on_round, source, list(overrides), workers, resume)
 
 
-def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str], workers: int = 1) -> RunResult:
+def resume_run(run_dir: Path, on_round=None, workers: int = 1) -> RunResult:
+    """Continue the run of `run_dir` from its last checkpoint: the scenario, overrides and PyTorch threads it
+    was started with; its input files must still hash the same. One line (UserError) when it cannot."""
+    from .scenario import validate_tree
+
+    where = "cosim run --resume"
+    ckpt = checkpoint.load(checkpoint.checkpoint_dir(run_dir), where)
+    meta = ckpt["meta"]
+    if meta["versions"]["cosim"] != __version__:
+        raise UserError(field_error(where, "RUN_DIR", str(run_dir),
+                                    f"a checkpoint of cosim {__version__} (it was written by {meta['versions']['cosim']})"))
+    manifest = Path(run_dir) / "manifest.json"
+    if manifest.is_file():              # the run was written (interrupted): the checkpoint must be of that run
+        import json
+
+        try:
+            written = json.loads(manifest.read_text())
+        except ValueError:
+            written = {}
+        if written.get("scenario") != meta["scenario"] or written.get("overrides") != meta["overrides"]:
+            raise UserError(field_error(where, "RUN_DIR", str(run_dir), "a checkpoint of the run in it (its manifest "
+                                        "names another scenario or other overrides)"))
+    sc = validate_tree(meta["scenario"], f"{run_dir} (checkpoint)", base_dir=Path(meta["base_dir"]))
+    changed = [k for k, h in fingerprint(sc).items() if meta["inputs"].get(k) != h]
+    if changed or set(meta["inputs"]) != set(fingerprint(sc)):
+        raise UserError(field_error(where, "RUN_DIR", str(run_dir), "the input files the run started with (changed: "
+                                    + (", ".join(changed) or "the set of files") + ")"))
+    torch.set_num_threads(meta["torch_threads"])
+    return run_scenario(sc, run_dir, on_round, overrides=meta["overrides"], workers=workers, resume=ckpt)
+
+
+def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str], workers: int = 1,
+                resume: Optional[dict] = None) -> RunResult:
     inputs = fingerprint(sc)            # before the run: what it read, not what a file became meanwhile
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
@@ -110,8 +146,37 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
         source.close()
         raise
     save = partial(_save, stage, sc, sim, proto, dwell, overrides, inputs)
+    ckpt_dir = checkpoint.checkpoint_dir(stage.run_dir)
+    if sc.output.checkpoint_every_rounds:
+        meta = {"scenario": to_dict(sc), "base_dir": str(sc.base_dir), "overrides": overrides, "versions": _versions(),
+                "inputs": inputs, "torch_threads": torch.get_num_threads()}
+
+        saved = [resume["next_round"] if resume is not None else 0]
+
+        def at_boundary(r: int, t0: float) -> None:
+            """Every K rounds, at the first quiet boundary (nothing in flight) from there."""
+            if r - saved[0] >= sc.output.checkpoint_every_rounds and checkpoint.quiet(sim) is None:
+                with signals_deferred():
+                    checkpoint.save(ckpt_dir, sim, proto, dwell, task, streams, r, t0, meta)
+                saved[0] = r
+
+        proto.at_boundary = at_boundary
+    start = None
     try:
-        sim.run(_then_realize(proto.process(), sim, dwell) if sc.output.realize_dwells else proto.process())
+        if resume is not None:
+            try:
+                checkpoint.restore(resume, sim, proto, dwell, task, streams)
+            except MobilityError as exc:
+                raise UserError(f"cosim run --resume: the mobility source could not be brought back: {exc}") from None
+            checkpoint.copy_chunks(resume, ckpt_dir, trace)
+            start = (resume["next_round"], resume["t0_s"])
+            sim.resumed_from_round = resume["next_round"]
+    except BaseException:
+        source.close()
+        raise
+    try:
+        rounds = proto.process(start)
+        sim.run(_then_realize(rounds, sim, dwell) if sc.output.realize_dwells else rounds)
     except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
         if sim.env.now > 0 or sim.trace.spans or proto.rounds:  # something ran: keep it; else no run dir
             sim.status, sim.failure = "input-error", str(exc)
@@ -135,6 +200,8 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
                        f"{covered} ever in an RSU's coverage")
     result = save()
     result.task = task
+    if result.status in ("completed", "duration-reached"):
+        shutil.rmtree(ckpt_dir, ignore_errors=True)        # done: nothing to resume
     return result
 
 
@@ -174,6 +241,7 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
     own = proto.outputs() if rounds else {}
     # PyTorch's float reductions depend on its thread count: identical outputs need the same count
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(), "overrides": list(overrides),
+                **({"resumed_from_round": sim.resumed_from_round} if getattr(sim, "resumed_from_round", None) else {}),
                 "inputs": inputs if inputs is not None else fingerprint(sc), "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
                           "decisions.parquet", "dwell.csv", "rsus.csv", "trace.json", "summary.json", "timings.json",

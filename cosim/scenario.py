@@ -696,6 +696,8 @@ class OutputConfig(_Frozen):
     # a dwell study: after the last round, mobility runs on (within duration_s) until every dwell prediction
     # is realized, so that fewer rows are censored
     realize_dwells: bool = False
+    # a checkpoint every K rounds (at the first quiet round boundary from there), for cosim run --resume
+    checkpoint_every_rounds: Optional[Annotated[int, Field(ge=1)]] = None
 
 
 class Scenario(_Frozen):

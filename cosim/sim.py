@@ -15,7 +15,7 @@ from simpy.core import StopSimulation
 
 from mobility.base import MobilityError, MobilitySource
 
-from .clock import UrgentTimeout, quiet_until
+from .clock import At, UrgentTimeout, quiet_until, start_at
 from .compute import DeviceModel, ServerModel, VehicleDevices
 from .rng import RngStreams
 from .trace import Trace
@@ -138,14 +138,25 @@ class Simulation:
         self._spawned: list[simpy.Process] = []
         self.status = "running"
         self.failure = ""
+        self.ticks = 0                      # mobility steps taken since the start (a resumed run replays them)
+        self.mobility_process: Optional[simpy.Process] = None
+        self.end_timeout: Optional[simpy.Event] = None
+        self._resume_tick: Optional[simpy.Event] = None
+        self.replayed_snapshot = None       # a resumed run's source snapshot at the checkpoint
 
     # ---- mobility -------------------------------------------------------------------------
-    def _mobility(self) -> Generator:
+    def _mobility(self, first: Optional[simpy.Event] = None) -> Generator:
+        """Every step_s a tick; `first`: a resumed run's next tick, already scheduled."""
         prefetch = getattr(self.source, "prefetch", None)     # SUMO in a worker: it may compute ahead
         while True:
-            yield UrgentTimeout(self.env, self.source.step_s)
+            if first is not None:
+                yield first
+                first = None
+            else:
+                yield UrgentTimeout(self.env, self.source.step_s)
             try:
                 snap = self.source.step()
+                self.ticks += 1
                 # Nothing will ask SUMO before the next tick (no event due by then runs code, no protocol
                 # listens to coverage changes, and the World and tick hooks read positions only): the
                 # worker computes that tick while this one is applied. Identical results.
@@ -165,17 +176,31 @@ class Simulation:
             self.status, self.failure = status, detail
             self.done.succeed()
 
+    def prepare_resume(self, now_s: float, next_tick_s: float, ticks: int) -> None:
+        """A resumed run (cosim.checkpoint): the source started and stepped `ticks` times (its snapshots are
+        in the restored World), the clock at `now_s`, the next tick due at `next_tick_s` exactly."""
+        snap = self.source.start()
+        for _ in range(ticks):
+            snap = self.source.step()
+        self.replayed_snapshot = snap           # live (its speeds read from the source on demand)
+        self.ticks = ticks
+        start_at(self.env, now_s)
+        self._resume_tick = At(self.env, next_tick_s, urgent=True)
+
     def run(self, protocol_process: Generator) -> None:
         """Start mobility and the protocol; run until the protocol ends, mobility fails or time is up."""
-        try:
-            self.world.apply(self.source.start())
-        except MobilityError as exc:
-            self.finish("mobility-failed", str(exc))
-            return
-        self.env.process(self._mobility())
+        resumed = self._resume_tick is not None
+        if not resumed:
+            try:
+                self.world.apply(self.source.start())
+            except MobilityError as exc:
+                self.finish("mobility-failed", str(exc))
+                return
+        self.mobility_process = self.env.process(self._mobility(self._resume_tick))
         proc = self.env.process(protocol_process)
         proc.callbacks.append(lambda ev: self.finish("completed") if ev.ok else None)
-        until = simpy.AnyOf(self.env, [self.done, self.env.timeout(self.duration_s)])
+        self.end_timeout = At(self.env, self.duration_s) if resumed else self.env.timeout(self.duration_s)
+        until = simpy.AnyOf(self.env, [self.done, self.end_timeout])
         until.callbacks.append(StopSimulation.callback)     # env.run() returns once `until` is processed
         while True:
             try:

@@ -207,12 +207,20 @@ class RoundProtocol:
                 world.rsu_listeners.remove(on_rsu_change)
 
     # ---- the skeleton -----------------------------------------------------------------------
-    def process(self) -> Generator:
+    at_boundary = None      # called as at_boundary(next_round, t0) after each round (cosim.checkpoint)
+
+    def process(self, resume: Optional[tuple[int, float]] = None) -> Generator:
+        """The rounds; `resume=(r, t0)`: a resumed run's, from round r (the last one started at t0)."""
         env, world, trace = self.sim.env, self.sim.world, self.sim.trace
         sel_rng = self.sim.rng("selection")
-        if env.now < self.proto.start_s:
-            yield env.timeout(self.proto.start_s - env.now)
-        r = 0
+        if resume is None:
+            if env.now < self.proto.start_s:
+                yield env.timeout(self.proto.start_s - env.now)
+            r = 0
+        else:
+            r, t0 = resume
+            if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
+                yield env.timeout(t0 + self.proto.round_interval_s - env.now)
         while r < self.proto.rounds:
             covered = world.covered()
             if not covered:
@@ -279,6 +287,8 @@ class RoundProtocol:
             if self.sim.done.triggered:        # the round diverged (record_round ended the run)
                 return
             r += 1
+            if self.at_boundary is not None and r < self.proto.rounds:
+                self.at_boundary(r, t0)
             if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
                 yield env.timeout(t0 + self.proto.round_interval_s - env.now)    # rounds on a period
 
