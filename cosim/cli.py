@@ -458,16 +458,30 @@ def _run(args) -> int:
             result = run_scenario(sc, run_dir, on_round=progress.update, overrides=args.overrides, workers=args.workers)
     except SettingError as err:
         raise err.with_source(args.scenario) from None
+    except KeyboardInterrupt as exc:
+        raise KeyboardInterrupt("; ".join(filter(None, [str(exc), _resume_hint(run_dir)]))) from None
     if sc.output.plots and result.rounds:
         from .plots import plot_run
 
         plot_run(run_dir)
     ok = result.status in ("completed", "duration-reached")
+    hint = "" if ok else _resume_hint(run_dir)
     if not args.quiet:
         progress.summary(result, args.overrides)
+        if hint:
+            print(hint, file=sys.stderr)
     elif not ok:
-        print(f"{run_dir}: run ended {result.status}: {result.summary.get('detail') or 'no detail'}", file=sys.stderr)
+        print(f"{run_dir}: run ended {result.status}: {result.summary.get('detail') or 'no detail'}"
+              + (f"; {hint}" if hint else ""), file=sys.stderr)
     return 0 if ok else 1
+
+
+def _resume_hint(run_dir: Path) -> str:
+    """How to go on, when the run left a checkpoint."""
+    from .checkpoint import CHECKPOINT_FILE, checkpoint_dir
+
+    return f"it can go on from its checkpoint: cosim run --resume {run_dir}" if (
+        checkpoint_dir(run_dir) / CHECKPOINT_FILE).is_file() else ""
 
 
 def _resume(args) -> int:

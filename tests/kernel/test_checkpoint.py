@@ -113,3 +113,20 @@ def test_resume_refuses_changed_inputs_and_misuse_in_one_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and what in err, err
+
+
+def test_an_interrupted_cli_run_says_how_to_go_on(tmp_path, capsys, monkeypatch):
+    import cosim.run as run_module
+
+    real = run_module.run_scenario
+
+    def stopping(*args, **kwargs):
+        return real(*args, **{**kwargs, "on_round": _stop_at(2)})
+
+    monkeypatch.setattr(run_module, "run_scenario", stopping)
+    out = tmp_path / "r"
+    assert main(["run", str(SMOKE), "--quiet", "--set", "output.checkpoint_every_rounds=1", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cosim run --resume {out}" in err
+    monkeypatch.undo()
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0 and not checkpoint_dir(out).exists()
