@@ -32,13 +32,27 @@ Finished = Callable[["SweepRun", dict], None]
 _MARKER = ".cosim-shared-fs"      # the driver's token in the study folder: a worker that reads it shares the disk
 
 
-def run_one(sc, run_dir: Path, overrides: list[str] = ()) -> dict:
+def run_one(sc, run_dir: Path, overrides: list[str] = (), resume: bool = False) -> dict:
     """One run; {} when it wrote its run directory (the caller reads its metrics there), else a row with the
     status (input-error, internal-error) and why: a crash must not stop the others. An exception's
-    traceback comes back too ("traceback")."""
-    from .run import run_scenario
+    traceback comes back too ("traceback"). With `resume`, a run that left a checkpoint of this very
+    scenario goes on from it (cosim.checkpoint: the same bytes as running it again, sooner)."""
+    from .checkpoint import CHECKPOINT_FILE, checkpoint_dir
+    from .run import resume_run, run_scenario
+    from .scenario import to_dict
 
     try:
+        if resume and (checkpoint_dir(run_dir) / CHECKPOINT_FILE).is_file():
+            import torch
+
+            threads = torch.get_num_threads()
+            try:
+                resume_run(run_dir, expect=to_dict(sc))
+                return {}
+            except UserError:           # another scenario's, other inputs: run it afresh
+                pass
+            finally:
+                torch.set_num_threads(threads)      # resume_run sets the checkpoint's
         run_scenario(sc, run_dir, overrides=overrides)
     except Exception as exc:            # noqa: BLE001 - one failed run must not stop the study
         row = {"traceback": traceback.format_exc()}
@@ -56,14 +70,15 @@ def _set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-def _run_loaded(index: int, scenario: str, overrides: list[str], run_dir: str) -> tuple[int, dict]:
+def _run_loaded(index: int, scenario: str, overrides: list[str], run_dir: str,
+                resume: bool = False) -> tuple[int, dict]:
     """A worker process's run: the scenario is loaded again there (validated already by the driver)."""
     from .scenario import load_scenario
 
-    return index, run_one(load_scenario(scenario, overrides), Path(run_dir), overrides)
+    return index, run_one(load_scenario(scenario, overrides), Path(run_dir), overrides, resume)
 
 
-def _pool_task(task: tuple[int, str, list[str], str]) -> tuple[int, dict]:
+def _pool_task(task: tuple[int, str, list[str], str, bool]) -> tuple[int, dict]:
     return _run_loaded(*task)
 
 
@@ -73,9 +88,9 @@ class SerialExecutor:
     name = "serial"
 
     def run(self, todo: list["SweepRun"], scenario: str, base: list[str], threads: Optional[int],
-            finished: Finished) -> None:
+            finished: Finished, resume: bool = False) -> None:
         for r in todo:
-            finished(r, run_one(r.scenario, r.run_dir, base + list(r.overrides)))
+            finished(r, run_one(r.scenario, r.run_dir, base + list(r.overrides), resume))
 
 
 class PoolExecutor:
@@ -86,11 +101,11 @@ class PoolExecutor:
     def __init__(self, jobs: int = 1):
         self.jobs = jobs
 
-    def run(self, todo, scenario, base, threads, finished) -> None:
+    def run(self, todo, scenario, base, threads, finished, resume: bool = False) -> None:
         if self.jobs <= 1:
-            return SerialExecutor().run(todo, scenario, base, threads, finished)
+            return SerialExecutor().run(todo, scenario, base, threads, finished, resume)
         by_index = {r.index: r for r in todo}
-        tasks = [(r.index, scenario, base + list(r.overrides), str(r.run_dir)) for r in todo]
+        tasks = [(r.index, scenario, base + list(r.overrides), str(r.run_dir), resume) for r in todo]
         pool = get_context("spawn").Pool(self.jobs, initializer=_set_threads, initargs=(threads,))
         try:
             for index, row in pool.imap_unordered(_pool_task, tasks):
@@ -104,7 +119,7 @@ class PoolExecutor:
 
 
 def _ray_run(index: int, scenario: str, overrides: list[str], run_dir: str, threads: int,
-             marker: str, token: str) -> tuple[int, dict, Optional[bytes]]:
+             marker: str, token: str, resume: bool = False) -> tuple[int, dict, Optional[bytes]]:
     """A run for Ray: written in place when this process sees the driver's disk (its token there), else
     written locally and sent back as a tar archive (uncompressed: tables are compressed already)."""
     _set_threads(threads)
@@ -112,8 +127,8 @@ def _ray_run(index: int, scenario: str, overrides: list[str], run_dir: str, thre
         shared = Path(marker).read_text() == token
     except OSError:
         shared = False
-    if shared:
-        return (*_run_loaded(index, scenario, overrides, run_dir), None)
+    if shared:          # a checkpoint of an interrupted run is where the driver sees it, too
+        return (*_run_loaded(index, scenario, overrides, run_dir, resume), None)
     with tempfile.TemporaryDirectory(prefix="cosim_ray_") as tmp:
         local = Path(tmp) / Path(run_dir).name
         _, row = _run_loaded(index, scenario, overrides, str(local))
@@ -174,9 +189,9 @@ def _forked(fn: Callable, *args):
 
 
 def _ray_task(index: int, scenario: str, overrides: list[str], run_dir: str, threads: int,
-              marker: str, token: str, fresh: bool) -> tuple[int, dict, Optional[bytes]]:
+              marker: str, token: str, fresh: bool, resume: bool = False) -> tuple[int, dict, Optional[bytes]]:
     """A run in a Ray worker: with `fresh` (Linux), in a process forked from the warm worker for this run only."""
-    args = (index, scenario, overrides, run_dir, threads, marker, token)
+    args = (index, scenario, overrides, run_dir, threads, marker, token, resume)
     if not (fresh and _CAN_FORK):
         return _ray_run(*args)
     _warm()
@@ -219,7 +234,7 @@ class RayExecutor:
         self.address, self.cpus, self.gpus, self.where, self.ship = address, cpus, gpus, where, ship
         self.fresh = fresh
 
-    def run(self, todo, scenario, base, threads, finished) -> None:
+    def run(self, todo, scenario, base, threads, finished, resume: bool = False) -> None:
         import ray
 
         if not todo:
@@ -242,7 +257,7 @@ class RayExecutor:
         task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0,
                           max_calls=1 if self.fresh and not _CAN_FORK else 0)(_ray_task)
         by_ref = {task.remote(r.index, os.path.abspath(scenario), base + list(r.overrides), str(r.run_dir.absolute()),
-                              threads, str(marker.absolute()), token, self.fresh): r for r in todo}
+                              threads, str(marker.absolute()), token, self.fresh, resume): r for r in todo}
         try:
             pending = list(by_ref)
             while pending:

@@ -75,9 +75,10 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
         return _run_staged(sc, stage, on_round, source, list(overrides), workers, resume)
 
 
-def resume_run(run_dir: Path, on_round=None, workers: int = 1) -> RunResult:
+def resume_run(run_dir: Path, on_round=None, workers: int = 1, expect: Optional[dict] = None) -> RunResult:
     """Continue the run of `run_dir` from its last checkpoint: the scenario, overrides and PyTorch threads it
-    was started with; its input files must still hash the same. One line (UserError) when it cannot."""
+    was started with; its input files must still hash the same (and its scenario be `expect`, when given).
+    One line (UserError) when it cannot."""
     from .scenario import validate_tree
 
     where = "cosim run --resume"
@@ -86,6 +87,8 @@ def resume_run(run_dir: Path, on_round=None, workers: int = 1) -> RunResult:
     if meta["versions"]["cosim"] != __version__:
         raise UserError(field_error(where, "RUN_DIR", str(run_dir),
                                     f"a checkpoint of cosim {__version__} (it was written by {meta['versions']['cosim']})"))
+    if expect is not None and meta["scenario"] != expect:
+        raise UserError(field_error(where, "RUN_DIR", str(run_dir), "a checkpoint of this scenario"))
     manifest = Path(run_dir) / "manifest.json"
     if manifest.is_file():              # the run was written (interrupted): the checkpoint must be of that run
         import json

@@ -179,7 +179,7 @@ def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume:
                 finished(r, {"kept": True})
             else:
                 todo.append(r)
-        executor.run(todo, str(scenario), base, threads, finished)
+        executor.run(todo, str(scenario), base, threads, finished, resume)
     finally:
         torch.set_num_threads(before)
     return rows

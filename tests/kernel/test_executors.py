@@ -122,3 +122,30 @@ def test_ray_missing_or_misused_is_one_line(tmp_path, monkeypatch, capsys):
         assert main(["sweep", sc, "--vary", "seed=1,2", "--out", str(tmp_path / "x"), *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and flag in err, err
+
+
+@pytest.mark.parametrize("kind", ["serial", "ray"])
+def test_sweep_resume_continues_an_interrupted_run_from_its_checkpoint(tmp_path, local_ray, kind):
+    import json
+
+    from cosim.run import run_scenario
+    from cosim.sweep import plan_sweep
+
+    sc = _scenario(tmp_path)
+    base = ["output.checkpoint_every_rounds=1", "protocol.rounds=4"]
+    out = tmp_path / "sw"
+    grid = parse_vary(["seed=1,2"])
+    runs = plan_sweep(sc, grid, base, out)
+
+    def stop(row, t_s):
+        if row["round"] == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):              # the last run of the grid, cut after its round 2
+        run_scenario(runs[-1].scenario, runs[-1].run_dir, on_round=stop, overrides=base + list(runs[-1].overrides))
+    run_sweep(sc, grid, base, out, executor=make_executor(kind), threads=1, resume=True)
+    manifest = json.loads((runs[-1].run_dir / "manifest.json").read_text())
+    assert manifest["resumed_from_round"] == 2                  # it went on from its checkpoint
+    fresh = tmp_path / "fresh"
+    run_sweep(sc, grid, base, fresh, executor=SerialExecutor(), threads=1)
+    strip = {k: v for k, v in _files(out).items() if not k.endswith("manifest.json")}
+    assert strip == {k: v for k, v in _files(fresh).items() if not k.endswith("manifest.json")}
