@@ -19,8 +19,8 @@ encoded by type, shared objects once (by reference), callables and handles left 
 from __future__ import annotations
 
 import enum
-import json
 import importlib
+import json
 import os
 import shutil
 from pathlib import Path, PurePath
