@@ -234,17 +234,32 @@ class RayExecutor:
         self.address, self.cpus, self.gpus, self.where, self.ship = address, cpus, gpus, where, ship
         self.fresh = fresh
 
+    def _check_reachable(self) -> None:
+        """One line at once for an address nothing answers on (Ray itself retries for minutes)."""
+        import socket
+
+        where = _host_port(self.address)
+        if where is None:
+            return
+        try:
+            socket.create_connection(where, timeout=5).close()
+        except OSError as exc:
+            raise UserError(field_error(self.where, "--address", self.address,
+                                        f"a Ray cluster it can reach ({exc.strerror or exc})")) from None
+
     def run(self, todo, scenario, base, threads, finished, resume: bool = False) -> None:
         import ray
 
         if not todo:
             return
         threads = threads or max(1, int(self.cpus))
+        started = not ray.is_initialized()
+        if started and self.address:
+            self._check_reachable()
         study = todo[0].run_dir.parent
         study.mkdir(parents=True, exist_ok=True)
         marker, token = study / _MARKER, secrets.token_hex(16)
         marker.write_text(token if self.ship is not True else "")        # ship=True: no worker finds it
-        started = not ray.is_initialized()
         if started:
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
@@ -282,6 +297,13 @@ class RayExecutor:
             marker.unlink(missing_ok=True)
             if started:
                 ray.shutdown()
+
+
+def _host_port(address: str) -> Optional[tuple[str, int]]:
+    """(host, port) of a Ray address ("HOST:PORT" or "ray://HOST:PORT"); None for "auto" and the like."""
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    return (host.strip("[]"), int(port)) if sep and host and port.isdigit() else None
 
 
 def make_executor(kind: str, jobs: int = 1, address: Optional[str] = None, cpus_per_run: float = 1.0,

@@ -116,6 +116,8 @@ def test_ray_missing_or_misused_is_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(UserError, match=r"pip install 'cosim\[ray\]'"):
         RayExecutor()
     monkeypatch.undo()
+    with pytest.raises(UserError, match="a Ray cluster it can reach"):      # at once, not after Ray's retries
+        RayExecutor(address="ray://127.0.0.1:1")._check_reachable()
     for argv, flag in ((["--executor", "pool", "--address", "auto"], "--address"),
                        (["--executor", "ray", "--jobs", "2"], "--jobs"),
                        (["--executor", "ray", "--cpus-per-run", "0"], "--cpus-per-run")):
