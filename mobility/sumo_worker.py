@@ -182,10 +182,6 @@ class RemoteApi:
         self._ahead = False
         return out
 
-    def warmup(self, steps: int) -> None:
-        """`steps` ticks run in the worker, none sent back (SUMO's state as after as many step_positions)."""
-        self._ask(("warmup", steps))
-
     def speeds_angles(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Speed [m/s] and SUMO angle [deg] of these vehicles, in one round trip."""
         return self._ask(("kinematics", list(ids)))
