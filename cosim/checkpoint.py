@@ -346,11 +346,19 @@ def save(path: Path, sim, proto, dwell, task, streams, next_round: int, t0_s: fl
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load(path: Path, where: str = "cosim run --resume") -> dict:
-    """The checkpoint in `path` (weights only), or one line saying why it cannot be read."""
-    file = path / CHECKPOINT_FILE
+def load(run_dir: Path, where: str = "cosim run --resume") -> dict:
+    """The checkpoint of the run in `run_dir` (weights only), or one line saying why it cannot be read."""
+    file = checkpoint_dir(run_dir) / CHECKPOINT_FILE
+    try:
+        status = json.loads((Path(run_dir) / "summary.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if not file.is_file() and status in ("completed", "duration-reached"):
+        raise UserError(field_error(where, "RUN_DIR", str(run_dir), f"a run that did not finish (it ended {status}: "
+                                    "nothing to resume)"))
     if not file.is_file():
-        raise UserError(field_error(where, "RUN_DIR", str(path), f"a run with a checkpoint ({file} is missing)"))
+        raise UserError(field_error(where, "RUN_DIR", str(run_dir), "a run that left a checkpoint (none at "
+                                    f"{file}: output.checkpoint_every_rounds not set, or no round boundary reached)"))
     try:
         ckpt = torch.load(file, weights_only=True)
     except Exception as exc:            # noqa: BLE001 - any reader failure: one line

@@ -82,7 +82,7 @@ def resume_run(run_dir: Path, on_round=None, workers: int = 1, expect: Optional[
     from .scenario import validate_tree
 
     where = "cosim run --resume"
-    ckpt = checkpoint.load(checkpoint.checkpoint_dir(run_dir), where)
+    ckpt = checkpoint.load(run_dir, where)
     meta = ckpt["meta"]
     if meta["versions"]["cosim"] != __version__:
         raise UserError(field_error(where, "RUN_DIR", str(run_dir),

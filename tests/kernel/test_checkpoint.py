@@ -107,7 +107,7 @@ def test_resume_refuses_changed_inputs_and_misuse_in_one_line(tmp_path, capsys):
     fcd.write_text(fcd.read_text().replace("<timestep", "<timestep ", 1))      # same data, other bytes
     with pytest.raises(UserError, match="input files the run started with .changed: mobility.fcd.file"):
         resume_run(tmp_path / "cut")
-    for argv, what in ((["run", "--resume", str(tmp_path / "nothing")], "checkpoint.pt is missing"),
+    for argv, what in ((["run", "--resume", str(tmp_path / "nothing")], "a run that left a checkpoint"),
                        (["run", "--resume", str(tmp_path / "cut"), "--set", "seed=2"], "--set"),
                        (["run"], "expected a scenario file")):
         assert main(argv) == 2
