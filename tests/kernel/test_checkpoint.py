@@ -130,3 +130,15 @@ def test_an_interrupted_cli_run_says_how_to_go_on(tmp_path, capsys, monkeypatch)
     assert err.count("\n") == 1 and f"cosim run --resume {out}" in err
     monkeypatch.undo()
     assert main(["run", "--resume", str(out), "--quiet"]) == 0 and not checkpoint_dir(out).exists()
+
+
+def test_a_trace_spilled_to_chunks_before_the_checkpoint_comes_back_whole(tmp_path, monkeypatch):
+    import cosim.trace.recorder as recorder
+
+    monkeypatch.setattr(recorder, "SPILL_ROWS", 300)         # packets and counters go to chunk files early on
+    sc = load_scenario(SMOKE, ["output.checkpoint_every_rounds=2", "output.trace_level=packets"])
+    full, cut = _stopped_and_resumed(sc, tmp_path, stop_round=3)
+    import pyarrow.parquet as pq
+
+    assert pq.read_metadata(full / "packets.parquet").num_row_groups > 3      # it did spill
+    assert _outputs(full) == _outputs(cut)
