@@ -31,6 +31,7 @@ import simpy
 import torch
 
 from .errors import UserError, field_error
+from .rundir import Staging
 
 FORMAT = 1
 ALLOWED_PACKAGES = ("cosim", "mobility", "channel", "learning")
@@ -46,6 +47,19 @@ def checkpoint_dir(run_dir: Path) -> Path:
     removed once it ends completed)."""
     where = Path(os.path.abspath(run_dir))
     return where.parent / f".{where.name}.checkpoint"
+
+
+def exists(run_dir: Path) -> bool:
+    """Whether the run in `run_dir` left a checkpoint."""
+    return (checkpoint_dir(run_dir) / CHECKPOINT_FILE).is_file()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A trace chunk into another folder: hard-linked (chunks never change once written), else copied."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _skip(value) -> bool:
@@ -99,7 +113,7 @@ class Encoder:
         if isinstance(v, PurePath):
             return {"__path__": str(v)}
         if isinstance(v, (torch.nn.Module, torch.optim.Optimizer)):
-            return {"__state_dict__": _plain_state(v.state_dict())}
+            return {"__state_dict__": v.state_dict()}      # tensors, numbers, lists, dicts: weights-only loads it
         if isinstance(v, simpy.Environment):
             return {"__env__": True}                # the rebuilt run's
         if isinstance(v, simpy.events.Event):
@@ -149,23 +163,6 @@ class Encoder:
         return {"__event__": "done", "ok": bool(ev._ok), "value": self.enc(ev._value if ev._ok else None, path)}
 
 
-def _plain_state(state):
-    """An optimizer's or module's state dict with tensors and plain containers only."""
-    if isinstance(state, dict):
-        return {"__dict__": [[k, _plain_state(v)] for k, v in state.items()]}
-    if isinstance(state, (list, tuple)):
-        return {"__list__": [_plain_state(v) for v in state]}
-    return state
-
-
-def _unplain_state(state):
-    if isinstance(state, dict) and "__dict__" in state:
-        return {k: _unplain_state(v) for k, v in state["__dict__"]}
-    if isinstance(state, dict) and "__list__" in state:
-        return [_unplain_state(v) for v in state["__list__"]]
-    return state
-
-
 def _allowed(cls) -> bool:
     return cls.__module__.split(".")[0] in ALLOWED_PACKAGES
 
@@ -199,7 +196,7 @@ class Decoder:
             if isinstance(value, dict) and "__state_dict__" in value:
                 if current is None:
                     raise UserError(f"checkpoint: {type(obj).__name__}.{name} has no counterpart in the rebuilt run")
-                current.load_state_dict(_unplain_state(value["__state_dict__"]))
+                current.load_state_dict(value["__state_dict__"])
                 continue
             if isinstance(value, dict) and "__fresh__" in value:
                 continue
@@ -310,7 +307,8 @@ def _roots(sim, proto, dwell, task, streams) -> dict[str, Any]:
 # root attributes the fresh run owns (rebuilt, never restored): the source's live session, the run's
 # callbacks, the spill folder of this staging directory
 _FRESH = {"source": None, "sim": {"env", "source", "tick_hooks", "mobility_process", "end_timeout", "done",
-                                   "_resume_tick", "_spawned", "replayed_snapshot"},
+                                   "_resume_tick", "_spawned", "replayed_snapshot",
+                                   "resumed_from_round"},
           "trace": {"spill_dir"}, "proto": {"on_round", "train_pool"}}
 
 
@@ -325,25 +323,19 @@ def save(path: Path, sim, proto, dwell, task, streams, next_round: int, t0_s: fl
         if fresh is None:
             continue
         states[name] = enc.root(obj, name, fresh)
-    tmp = path.parent / (path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    stage = Staging(path)                       # written aside, renamed into place (cosim.rundir)
+    shutil.rmtree(stage.path, ignore_errors=True)
+    stage.path.mkdir(parents=True)
     chunks = {}
     for kind, files in sim.trace.chunks.items():
-        chunks[kind] = []
+        chunks[kind] = [Path(f).name for f in files]
         for f in files:
-            shutil.copyfile(f, tmp / Path(f).name)
-            chunks[kind].append(Path(f).name)
-    ckpt = {"format": FORMAT, "meta": json.loads(json.dumps(meta)), "next_round": next_round, "t0_s": t0_s, "now_s": sim.env.now,
-            "next_tick_s": next_tick_s(sim), "ticks": sim.ticks, "torch_rng": torch.get_rng_state(),
-            "chunks": chunks, "states": states}
-    torch.save(ckpt, tmp / CHECKPOINT_FILE)
-    old = path.parent / (path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.rename(path, old)
-    os.rename(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+            _link_or_copy(f, stage.path / Path(f).name)
+    ckpt = {"format": FORMAT, "meta": json.loads(json.dumps(meta)), "next_round": next_round, "t0_s": t0_s,
+            "now_s": sim.env.now, "next_tick_s": next_tick_s(sim), "ticks": sim.ticks,
+            "torch_rng": torch.get_rng_state(), "chunks": chunks, "states": states}
+    torch.save(ckpt, stage.path / CHECKPOINT_FILE)
+    stage.commit()
 
 
 def load(run_dir: Path, where: str = "cosim run --resume") -> dict:
@@ -370,12 +362,9 @@ def load(run_dir: Path, where: str = "cosim run --resume") -> dict:
 
 def restore(ckpt: dict, sim, proto, dwell, task, streams) -> None:
     """Bring the freshly built run to the checkpoint: time, source position, every object's state."""
-    env = sim.env
-    if env._queue:
-        raise CheckpointError("restore() on a run that has started")
     sim.prepare_resume(ckpt["now_s"], ckpt["next_tick_s"], ckpt["ticks"])
     roots = _roots(sim, proto, dwell, task, streams)
-    dec = Decoder(roots, env)
+    dec = Decoder(roots, sim.env)
     for name, state in ckpt["states"].items():
         dec.merge(roots[name], state)
     torch.set_rng_state(ckpt["torch_rng"])
@@ -392,5 +381,5 @@ def copy_chunks(ckpt: dict, ckpt_path: Path, trace) -> None:
     for kind, names in ckpt["chunks"].items():
         trace.chunks[kind] = []
         for name in names:
-            shutil.copyfile(ckpt_path / name, trace.spill_dir / name)
+            _link_or_copy(ckpt_path / name, trace.spill_dir / name)
             trace.chunks[kind].append(trace.spill_dir / name)

@@ -236,7 +236,9 @@ def _progress_line(console):
 
 def _add_executor_args(parser) -> None:
     """--executor and its settings (sweep, compare, calibrate): where the study's runs execute."""
-    parser.add_argument("--executor", choices=("serial", "pool", "ray"), default="pool",
+    from .executors import EXECUTORS
+
+    parser.add_argument("--executor", choices=EXECUTORS, default="pool",
                         help="serial: here, one after another; pool (default): --jobs local processes; "
                              "ray: a Ray task per run in a fresh process (pip install 'cosim[ray]')")
     parser.add_argument("--address", help="ray: an existing cluster (e.g. ray://head:10001 or auto; "
@@ -478,10 +480,9 @@ def _run(args) -> int:
 
 def _resume_hint(run_dir: Path) -> str:
     """How to go on, when the run left a checkpoint."""
-    from .checkpoint import CHECKPOINT_FILE, checkpoint_dir
+    from . import checkpoint
 
-    return f"it can go on from its checkpoint: cosim run --resume {run_dir}" if (
-        checkpoint_dir(run_dir) / CHECKPOINT_FILE).is_file() else ""
+    return f"it can go on from its checkpoint: cosim run --resume {run_dir}" if checkpoint.exists(run_dir) else ""
 
 
 def _resume(args) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import sys
 import tarfile
 import tempfile
 import traceback
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 EXECUTORS = ("serial", "pool", "ray")
 Finished = Callable[["SweepRun", dict], None]
 _MARKER = ".cosim-shared-fs"      # the driver's token in the study folder: a worker that reads it shares the disk
+_CAN_FORK = sys.platform.startswith("linux")      # a run forked from a warm Ray worker (see RayExecutor)
 
 
 def run_one(sc, run_dir: Path, overrides: list[str] = (), resume: bool = False) -> dict:
@@ -37,22 +39,17 @@ def run_one(sc, run_dir: Path, overrides: list[str] = (), resume: bool = False) 
     status (input-error, internal-error) and why: a crash must not stop the others. An exception's
     traceback comes back too ("traceback"). With `resume`, a run that left a checkpoint of this very
     scenario goes on from it (cosim.checkpoint: the same bytes as running it again, sooner)."""
-    from .checkpoint import CHECKPOINT_FILE, checkpoint_dir
+    from . import checkpoint
     from .run import resume_run, run_scenario
     from .scenario import to_dict
 
     try:
-        if resume and (checkpoint_dir(run_dir) / CHECKPOINT_FILE).is_file():
-            import torch
-
-            threads = torch.get_num_threads()
+        if resume and checkpoint.exists(run_dir):
             try:
                 resume_run(run_dir, expect=to_dict(sc))
                 return {}
             except UserError:           # another scenario's, other inputs: run it afresh
                 pass
-            finally:
-                torch.set_num_threads(threads)      # resume_run sets the checkpoint's
         run_scenario(sc, run_dir, overrides=overrides)
     except Exception as exc:            # noqa: BLE001 - one failed run must not stop the study
         row = {"traceback": traceback.format_exc()}
@@ -85,8 +82,6 @@ def _pool_task(task: tuple[int, str, list[str], str, bool]) -> tuple[int, dict]:
 class SerialExecutor:
     """One run after another, in this process."""
 
-    name = "serial"
-
     def run(self, todo: list["SweepRun"], scenario: str, base: list[str], threads: Optional[int],
             finished: Finished, resume: bool = False) -> None:
         for r in todo:
@@ -95,8 +90,6 @@ class SerialExecutor:
 
 class PoolExecutor:
     """`jobs` spawned local processes (libsumo allows one SUMO per process); one job runs here, serially."""
-
-    name = "pool"
 
     def __init__(self, jobs: int = 1):
         self.jobs = jobs
@@ -198,9 +191,6 @@ def _ray_task(index: int, scenario: str, overrides: list[str], run_dir: str, thr
     return _forked(_ray_run, *args)
 
 
-_CAN_FORK = os.name == "posix" and hasattr(os, "fork") and os.uname().sysname == "Linux"
-
-
 def _unpack(blob: bytes, run_dir: Path) -> None:
     """A run directory sent back by a worker, written here whole (staged, then renamed into place)."""
     from .rundir import staged
@@ -212,9 +202,7 @@ def _unpack(blob: bytes, run_dir: Path) -> None:
 
 
 class RayExecutor:
-    """Each run a Ray task in a fresh worker process, `cpus` (and `gpus`) requested per run."""
-
-    name = "ray"
+    """Each run a Ray task in a fresh process, `cpus` (and `gpus`) requested per run."""
 
     def __init__(self, address: Optional[str] = None, cpus: float = 1.0, gpus: float = 0.0, where: str = "cosim sweep",
                  ship: Optional[bool] = None, fresh: bool = True):
@@ -252,7 +240,6 @@ class RayExecutor:
 
         if not todo:
             return
-        threads = threads or max(1, int(self.cpus))
         started = not ray.is_initialized()
         if started and self.address:
             self._check_reachable()

@@ -101,12 +101,17 @@ def resume_run(run_dir: Path, on_round=None, workers: int = 1, expect: Optional[
             raise UserError(field_error(where, "RUN_DIR", str(run_dir), "a checkpoint of the run in it (its manifest "
                                         "names another scenario or other overrides)"))
     sc = validate_tree(meta["scenario"], f"{run_dir} (checkpoint)", base_dir=Path(meta["base_dir"]))
-    changed = [k for k, h in fingerprint(sc).items() if meta["inputs"].get(k) != h]
-    if changed or set(meta["inputs"]) != set(fingerprint(sc)):
+    inputs = fingerprint(sc)
+    changed = [k for k, h in inputs.items() if meta["inputs"].get(k) != h]
+    if changed or set(meta["inputs"]) != set(inputs):
         raise UserError(field_error(where, "RUN_DIR", str(run_dir), "the input files the run started with (changed: "
                                     + (", ".join(changed) or "the set of files") + ")"))
-    torch.set_num_threads(meta["torch_threads"])
-    return run_scenario(sc, run_dir, on_round, overrides=meta["overrides"], workers=workers, resume=ckpt)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(meta["torch_threads"])        # results depend on it: the run's own count
+    try:
+        return run_scenario(sc, run_dir, on_round, overrides=meta["overrides"], workers=workers, resume=ckpt)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str], workers: int = 1,
@@ -120,6 +125,7 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
     if sc.protocol.dwell_predictor == "oracle":   # the future, from a pre-run of an identical source
         tracks = record_tracks(build_source(sc, RngStreams(sc.seed)), sc.duration_s)
     source = source if source is not None else build_source(sc, streams, stage.path / "sumo")
+    ckpt_dir = checkpoint.checkpoint_dir(stage.run_dir)
     try:                                # the source is live from here: closed if the set-up fails
         if hasattr(source, "launch"):       # SUMO in its worker loads and warms up while the task is built
             source.launch()
@@ -145,11 +151,17 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
 
             proto.train_pool = TrainPool(sc.learning, sc.seed, sc.base_dir,
                                          getattr(sc.protocol, "server_data_fraction", 0.0), workers, task)
+        if resume is not None:
+            try:
+                checkpoint.restore(resume, sim, proto, dwell, task, streams)
+            except MobilityError as exc:
+                raise UserError(f"cosim run --resume: the mobility source could not be brought back: {exc}") from None
+            checkpoint.copy_chunks(resume, ckpt_dir, trace)
+            sim.resumed_from_round = resume["next_round"]
     except BaseException:
         source.close()
         raise
     save = partial(_save, stage, sc, sim, proto, dwell, overrides, inputs)
-    ckpt_dir = checkpoint.checkpoint_dir(stage.run_dir)
     if sc.output.checkpoint_every_rounds:
         meta = {"scenario": to_dict(sc), "base_dir": str(sc.base_dir), "overrides": overrides, "versions": _versions(),
                 "inputs": inputs, "torch_threads": torch.get_num_threads()}
@@ -164,21 +176,8 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
                 saved[0] = r
 
         proto.at_boundary = at_boundary
-    start = None
     try:
-        if resume is not None:
-            try:
-                checkpoint.restore(resume, sim, proto, dwell, task, streams)
-            except MobilityError as exc:
-                raise UserError(f"cosim run --resume: the mobility source could not be brought back: {exc}") from None
-            checkpoint.copy_chunks(resume, ckpt_dir, trace)
-            start = (resume["next_round"], resume["t0_s"])
-            sim.resumed_from_round = resume["next_round"]
-    except BaseException:
-        source.close()
-        raise
-    try:
-        rounds = proto.process(start)
+        rounds = proto.process(None if resume is None else (resume["next_round"], resume["t0_s"]))
         sim.run(_then_realize(rounds, sim, dwell) if sc.output.realize_dwells else rounds)
     except (UserError, MobilityInputError) as exc:   # the user's input, found as SUMO loads it (or later)
         if sim.env.now > 0 or sim.trace.spans or proto.rounds:  # something ran: keep it; else no run dir
@@ -244,7 +243,7 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
     own = proto.outputs() if rounds else {}
     # PyTorch's float reductions depend on its thread count: identical outputs need the same count
     manifest = {"scenario": to_dict(sc), "seed": sc.seed, "versions": _versions(), "overrides": list(overrides),
-                **({"resumed_from_round": sim.resumed_from_round} if getattr(sim, "resumed_from_round", None) else {}),
+                **({"resumed_from_round": sim.resumed_from_round} if sim.resumed_from_round is not None else {}),
                 "inputs": inputs if inputs is not None else fingerprint(sc), "torch_threads": torch.get_num_threads(),
                 "files": ["spans.parquet", "instants.parquet", "counters.parquet", "rounds.csv",
                           "decisions.parquet", "dwell.csv", "rsus.csv", "trace.json", "summary.json", "timings.json",

@@ -143,6 +143,7 @@ class Simulation:
         self.end_timeout: Optional[simpy.Event] = None
         self._resume_tick: Optional[simpy.Event] = None
         self.replayed_snapshot = None       # a resumed run's source snapshot at the checkpoint
+        self.resumed_from_round: Optional[int] = None
 
     # ---- mobility -------------------------------------------------------------------------
     def _mobility(self, first: Optional[simpy.Event] = None) -> Generator:

@@ -311,13 +311,18 @@ class SumoLive(MobilitySource):
         except Exception:       # noqa: BLE001 - start() raises it, in its place
             return
         self._open_session(files)
-        session = self._session
+        self._post_start()
+        self._launched = True
+
+    def _post_start(self) -> None:
+        """A worker process for the session, asked to load SUMO (it subscribes to departures, too) and to run
+        the warm-up; start() collects both answers."""
         from .sumo_worker import RemoteApi
 
+        session = self._session
         session.api = RemoteApi(str(Path(session.tmp.name) / "stderr.txt"))
         session.api.post(("start", self._cmd))
         session.api.post(("warmup", self.warmup_steps))
-        self._launched = True
 
     def _open_session(self, files: list[Path]) -> None:
         self._files = files
@@ -336,7 +341,7 @@ class SumoLive(MobilitySource):
         files, session, cmd = self._files, self._session, self._cmd
         try:
             if self.worker:
-                from .sumo_worker import FatalTraCIError, RemoteApi, TraCIException, WorkerDied
+                from .sumo_worker import FatalTraCIError, TraCIException, WorkerDied
 
                 self._errors = (TraCIException, FatalTraCIError, WorkerDied)
                 if not launched:
@@ -344,9 +349,7 @@ class SumoLive(MobilitySource):
                         msg = malformed_xml(f)
                         if msg is not None:
                             raise MobilityInputError(f, f"malformed XML ({msg})")
-                    session.api = RemoteApi(str(Path(session.tmp.name) / "stderr.txt"))
-                    session.api.post(("start", cmd))     # it subscribes to departures, too
-                    session.api.post(("warmup", self.warmup_steps))
+                    self._post_start()
                 try:
                     session.api.collect()
                 except self._errors as e:

@@ -9,6 +9,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+# two scripted vehicles and one RSU: a run in well under a second (sweeps and executors run many)
+TWO_VEHICLES = {
+    "name": "tiny", "seed": 3, "duration_s": 60,
+    "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
+        {"id": "a", "x_m": 100.0, "speed_mps": 0.0}, {"id": "b", "x_m": 470.0, "speed_mps": 20.0}]}},
+    "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0},
+    "learning": {"num_clients": 4},
+    "protocol": {"rounds": 2, "vehicles_per_round": 2, "selection": "all", "round_deadline_s": 20},
+}
+
 
 def write_yaml(path: Path, tree: dict) -> Path:
     path.write_text(yaml.safe_dump(tree, sort_keys=False))

@@ -219,8 +219,7 @@ class RoundProtocol:
             r = 0
         else:
             r, t0 = resume
-            if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
-                yield env.timeout(t0 + self.proto.round_interval_s - env.now)
+            yield from self._until_next_round(t0)
         while r < self.proto.rounds:
             covered = world.covered()
             if not covered:
@@ -289,8 +288,13 @@ class RoundProtocol:
             r += 1
             if self.at_boundary is not None and r < self.proto.rounds:
                 self.at_boundary(r, t0)
-            if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
-                yield env.timeout(t0 + self.proto.round_interval_s - env.now)    # rounds on a period
+            yield from self._until_next_round(t0)
+
+    def _until_next_round(self, t0: float) -> Generator:
+        """Rounds on a period (round_interval_s): wait until the next one is due, the last having started at t0."""
+        env = self.sim.env
+        if self.proto.round_interval_s is not None and t0 + self.proto.round_interval_s > env.now:
+            yield env.timeout(t0 + self.proto.round_interval_s - env.now)
 
     def _prepared(self, r: int, snap: RoundSnapshot, dwell_s: dict) -> Generator:
         """Run `prepare` on the chosen vehicles; the snapshot again, of those that completed it and are still

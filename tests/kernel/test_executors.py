@@ -5,23 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cosim.cli import main
 from cosim.errors import UserError
 from cosim.executors import PoolExecutor, RayExecutor, SerialExecutor, make_executor
 from cosim.sweep import parse_vary, run_sweep
+from tests.conftest import TWO_VEHICLES as TINY, write_yaml
 
 ray = pytest.importorskip("ray")
 
-TINY = {
-    "name": "tiny", "seed": 3, "duration_s": 60,
-    "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
-        {"id": "a", "x_m": 100.0, "speed_mps": 0.0}, {"id": "b", "x_m": 470.0, "speed_mps": 20.0}]}},
-    "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0},
-    "learning": {"num_clients": 4},
-    "protocol": {"rounds": 2, "vehicles_per_round": 2, "selection": "all", "round_deadline_s": 20},
-}
 GRID = ["seed=1,2", "protocol.rounds=1,2"]
 
 
@@ -35,9 +27,7 @@ def local_ray():
 
 
 def _scenario(tmp_path) -> str:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY))
-    return str(path)
+    return str(write_yaml(tmp_path / "tiny.yaml", TINY))
 
 
 def _files(folder: Path) -> dict[str, bytes]:

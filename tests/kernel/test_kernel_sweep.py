@@ -7,15 +7,7 @@ import yaml
 
 from cosim.cli import main
 from cosim.sweep import parse_vary
-
-TINY = {
-    "name": "tiny", "seed": 3, "duration_s": 60,
-    "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
-        {"id": "a", "x_m": 100.0, "speed_mps": 0.0}, {"id": "b", "x_m": 470.0, "speed_mps": 20.0}]}},
-    "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0},
-    "learning": {"num_clients": 4},
-    "protocol": {"rounds": 2, "vehicles_per_round": 2, "selection": "all", "round_deadline_s": 20},
-}
+from tests.conftest import TWO_VEHICLES as TINY
 
 
 def _scenario(tmp_path) -> str:
