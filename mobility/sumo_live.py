@@ -306,12 +306,14 @@ class SumoLive(MobilitySource):
             return
         try:
             files = self._input_files()
-            if any(malformed_xml(f) is not None for f in files):
-                return
         except Exception:       # noqa: BLE001 - start() raises it, in its place
             return
         self._open_session(files)
-        self._post_start()
+        self._post_start()          # SUMO loads while the files are checked here
+        if any(malformed_xml(f) is not None for f in files):
+            self._finalizer()
+            self._session = self._finalizer = None
+            return
         self._launched = True
 
     def _post_start(self) -> None:
