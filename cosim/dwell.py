@@ -67,24 +67,25 @@ class DwellBook:
         t = w.env.now
         since_tick_s = t - w.t_tick_s          # positions are as of the last tick; the clock has moved on
         kin = self._velocity(vehicles) if self.predictor in ("kinematic", "history") and vehicles else None
+        rsus, _, _, here_xy = w.links(vehicles)
         if self.predictor in ("kinematic", "history"):
-            centers = w.rsus.xy_m[[v.rsu for v in vehicles]]
+            centers = w.rsus.xy_m[rsus]
             pred = np.maximum(kinematic_dwell_s(*kin, centers, w.rsus.radius_m) - since_tick_s, 0.0) \
                 if vehicles else np.zeros(0)
         elif self.predictor == "route":
-            pred = np.array([max(self.route_fn(v.id, w.rsus.xy_m[v.rsu], w.rsus.radius_m) - since_tick_s, 0.0)
-                             for v in vehicles])
+            pred = np.array([max(self.route_fn(v.id, w.rsus.xy_m[k], w.rsus.radius_m) - since_tick_s, 0.0)
+                             for v, k in zip(vehicles, rsus)])
         else:
-            pred = np.array([self.tracks.oracle_dwell_s(v.id, t, w.rsus.xy_m[v.rsu], w.rsus.radius_m)
-                             for v in vehicles])
-        serving = self._serving(vehicles, kin, pred + since_tick_s, t)
+            pred = np.array([self.tracks.oracle_dwell_s(v.id, t, w.rsus.xy_m[k], w.rsus.radius_m)
+                             for v, k in zip(vehicles, rsus)])
+        serving = self._serving(vehicles, kin, pred + since_tick_s, t, (here_xy, np.asarray(rsus, dtype=int)))
         # a vehicle with nowhere to go (it never moved, or SUMO has it parked): flagged, and predicted to stay
         # to the end of the run rather than forever
         parked = ~np.isfinite(pred)
         rest_s = max(self.duration_s - t, 0.0)
         pred, serving = np.where(parked, rest_s, pred), np.where(~np.isfinite(serving), rest_s, serving)
-        for v, p, q, park in zip(vehicles, pred, serving, parked):
-            key, rsu_id = (v.id, v.rsu), w.rsus.ids[v.rsu]
+        for v, k, xy, p, q, park in zip(vehicles, rsus, here_xy, pred, serving, parked):
+            key, rsu_id = (v.id, k), w.rsus.ids[k]
             self.rows.append([float(t), round_, v.id, rsu_id, self.predictor, float(p), float("nan"), True,
                               float("nan"), False, False, float(q), float("nan"), bool(park)])
             self._serving_open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
@@ -93,7 +94,7 @@ class DwellBook:
             if w.trace.wants_counters:
                 w.trace.counter(t, v.id, "dwell_predicted_s", p)
             self._open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
-            self._last.setdefault(key, (w.t_tick_s, v.xy_m))
+            self._last.setdefault(key, (w.t_tick_s, xy))
         return serving if self.definition == "serving" else pred
 
     def _velocity(self, vehicles: list[Vehicle]) -> tuple[np.ndarray, np.ndarray]:
@@ -102,11 +103,13 @@ class DwellBook:
         w = self.world
         return w.history_velocity(vehicles) if self.predictor == "history" else w.kinematic_velocity(vehicles)
 
-    def _serving(self, vehicles: list[Vehicle], kin, coverage_from_tick_s: np.ndarray, t_now: float) -> np.ndarray:
+    def _serving(self, vehicles: list[Vehicle], kin, coverage_from_tick_s: np.ndarray, t_now: float,
+                 here: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Each vehicle's predicted time from now to the tick its serving RSU changes, on its predicted track
-        (`kin`: the straight-line predictors' (positions, velocities), None for the others)."""
+        (`kin`: the straight-line predictors' (positions, velocities), None for the others; `here`: their
+        positions and RSUs as of the last tick)."""
         if kin is not None:
-            return self._serving_straight(vehicles, kin, coverage_from_tick_s, t_now)
+            return self._serving_straight(kin, coverage_from_tick_s, t_now, here)
         return self._serving_each(vehicles, kin, coverage_from_tick_s, t_now)
 
     def _serving_each(self, vehicles: list[Vehicle], kin, coverage_from_tick_s: np.ndarray, t_now: float) -> np.ndarray:
@@ -130,14 +133,14 @@ class DwellBook:
             out[i] = max(t0 + change - t_now, 0.0)
         return out
 
-    def _serving_straight(self, vehicles: list[Vehicle], kin, coverage_from_tick_s: np.ndarray,
-                          t_now: float) -> np.ndarray:
+    def _serving_straight(self, kin, coverage_from_tick_s: np.ndarray, t_now: float,
+                          here: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """`_serving` for the straight-line predictors, many vehicles at once: their tracks as one (vehicles,
         ticks, RSUs) array, each cut at its own horizon, in chunks of bounded size. The same numbers as
         `mobility.dwell.serving_dwell_s` on each track alone (the same elementwise operations)."""
         w = self.world
-        step, t0 = w.step_s, w.t_tick_s
-        out = np.full(len(vehicles), np.inf)
+        step = w.step_s
+        out = np.full(len(coverage_from_tick_s), np.inf)
         rows = np.flatnonzero(np.isfinite(coverage_from_tick_s))   # the others stay: no change to predict
         n_ticks = (np.minimum(np.ceil(coverage_from_tick_s[rows] / step), MAX_TRACK_TICKS) + 2).clip(
             max=MAX_TRACK_TICKS).astype(int)
@@ -149,20 +152,20 @@ class DwellBook:
             end = start + 1
             while end < len(order) and (end + 1 - start) * (n_ticks[end] + 1) * n_rsus <= _SERVING_CHUNK:
                 end += 1
-            self._serving_chunk(vehicles, kin, order[start:end], n_ticks[start:end], t_now, out)
+            self._serving_chunk(kin, here, order[start:end], n_ticks[start:end], t_now, out)
             start = end
         return out
 
-    def _serving_chunk(self, vehicles, kin, rows: np.ndarray, n_ticks: np.ndarray, t_now: float,
+    def _serving_chunk(self, kin, here, rows: np.ndarray, n_ticks: np.ndarray, t_now: float,
                        out: np.ndarray) -> None:
         w = self.world
         step, t0 = w.step_s, w.t_tick_s
         ticks = t0 + np.arange(1, n_ticks.max() + 1) * step
         xy0, vel = kin[0][rows], kin[1][rows]
-        now_xy = np.asarray([vehicles[i].xy_m for i in rows], dtype=float)
+        now_xy = here[0][rows]
         track = np.concatenate([now_xy[:, None, :], xy0[:, None, :] + (ticks - t0)[None, :, None] * vel[:, None, :]],
                                axis=1)
-        current = np.array([vehicles[i].rsu for i in rows])
+        current = here[1][rows]
         rsu_xy, cur_col = _rsus_near_tracks(track, n_ticks, w.rsus.xy_m, w.rsus.radius_m, current)
         d = np.sqrt(((track[:, :, None, :] - rsu_xy[:, None, :, :]) ** 2).sum(axis=3))
         d_near = np.where(d <= w.rsus.radius_m, d, np.inf).min(axis=2)

@@ -32,15 +32,18 @@ class SnapshotBuilder:
             learning=LearningSpec(sc.learning.batch_size, sc.learning.local_epochs),
             budgets=Budgets(proto.round_deadline_s, getattr(proto, "energy_budget_j", None)))
 
-    def candidate(self, veh: Vehicle, dwell_s: float, round_: int) -> Candidate:
+    def candidate(self, veh: Vehicle, dwell_s: float, round_: int, link: tuple) -> Candidate:
+        """`link`: the vehicle's (RSU, distance, gain), from `World.links`."""
         radio, task = self.sim.world.radio_state, self.task
+        rsu, distance_m, gain = link
         fading = tuple(radio.subchannel_fading(veh.id, round_).tolist()) if radio.params.subchannels else ()
-        return Candidate(veh.id, veh.client, veh.rsu, float(veh.distance_m), float(veh.gain_linear),
-                         radio.link_state(veh.id, veh.rsu), radio.interference_w_per_hz(veh.id, "ul"),
-                         radio.interference_w_per_hz(veh.id, "dl"), float(dwell_s), task.client_size(veh.client),
-                         task.label_histogram(veh.client), self.sim.devices.spec(veh.id), fading)
+        return Candidate(veh.id, veh.client, rsu, distance_m, gain, radio.link_state(veh.id, rsu),
+                         radio.interference_w_per_hz(veh.id, "ul"), radio.interference_w_per_hz(veh.id, "dl"),
+                         float(dwell_s), task.client_size(veh.client), task.label_histogram(veh.client),
+                         self.sim.devices.spec(veh.id), fading)
 
     def build(self, round_: int, vehicles: list[Vehicle], dwell_s, extra=None) -> RoundSnapshot:
-        cands = tuple(self.candidate(v, d, round_) for v, d in zip(vehicles, dwell_s))
+        links = zip(*self.sim.world.links(vehicles)[:3])
+        cands = tuple(self.candidate(v, d, round_, link) for v, d, link in zip(vehicles, dwell_s, links))
         return RoundSnapshot(round=round_, t_s=float(self.sim.env.now), candidates=cands, extra=dict(extra or {}),
                              **self._static)

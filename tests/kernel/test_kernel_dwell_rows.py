@@ -115,7 +115,8 @@ def test_the_serving_dwell_of_many_vehicles_at_once_equals_one_at_a_time(tmp_pat
     outputs = {}
     for mode in ("vectorized", "each"):
         if mode == "each":
-            monkeypatch.setattr(DwellBook, "_serving_straight", DwellBook._serving_each)
+            monkeypatch.setattr(DwellBook, "_serving", lambda self, vehicles, kin, coverage_s, t_now, here:
+                                DwellBook._serving_each(self, vehicles, kin, coverage_s, t_now))
         for predictor in ("kinematic", "history"):
             tree = {"name": "crowd", "seed": 2, "duration_s": 120,
                     "mobility": {"source": "highway", "highway": {"initial_vehicles": 40, "arrival_rate_hz": 1.0}},
