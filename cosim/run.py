@@ -1,6 +1,8 @@
 """Run a scenario end to end and write its run directory."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import platform
 import shutil
 from importlib import metadata
@@ -71,8 +73,24 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     With `output.checkpoint_every_rounds`, checkpoints go to a hidden sibling (cosim.checkpoint); `resume`
     (a loaded checkpoint, see resume_run) continues from one.
     """
-    with staged(Path(run_dir)) as stage:
+    with staged(Path(run_dir)) as stage, _heap_frozen():
         return _run_staged(sc, stage, on_round, source, list(overrides), workers, resume)
+
+
+@contextlib.contextmanager
+def _heap_frozen():
+    """Python's cyclic collector, frozen out of what exists before the run (torch's and the other imports'
+    objects, the caller's): a full collection would scan them all, ~0.25 s each on a heap with torch, several
+    times a run; the run's own objects are collected as usual (the set-up is frozen too, once built). Thawed
+    after (unless the caller froze the heap itself), so nothing stays uncollectable; forked workers share the
+    frozen pages. Python's gc.freeze docs give the recipe."""
+    thaw = gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if thaw:
+            gc.unfreeze()
 
 
 def resume_run(run_dir: Path, on_round=None, workers: int = 1, expect: Optional[dict] = None) -> RunResult:
@@ -146,6 +164,7 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
         sim.positions = PositionLog(sim.world) if sc.output.positions else None
         protocol_class = registry.scheme(sc.protocol.scheme).protocol
         proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
+        gc.freeze()                     # the set-up's objects live as long as the run: out of the collector's way
         if workers > 1 and hasattr(proto, "train_pool"):
             from .trainpool import TrainPool
 

@@ -143,3 +143,24 @@ def test_spawned_training_workers_build_the_task_again_and_train_the_same_bytes(
                            seed=RngStreams(sc.seed).seed_for("local-train", 1, c))
         assert got[c] is not None and got[c].num_samples == want.num_samples and got[c].mean_loss == want.mean_loss
         assert all(torch.equal(got[c].state[k], want.state[k]) for k in want.state)
+
+
+def test_a_run_thaws_the_heap_it_froze_and_leaves_a_callers_freeze_alone(tmp_path):
+    import gc
+
+    from cosim.run import run_scenario
+    from cosim.scenario import validate_tree
+    from tests.conftest import TWO_VEHICLES
+
+    sc = validate_tree(TWO_VEHICLES, "tiny.yaml")
+    seen = []
+    gc.unfreeze()
+    run_scenario(sc, tmp_path / "a", on_round=lambda row, t: seen.append(gc.get_freeze_count()))
+    assert seen and min(seen) > 0 and gc.get_freeze_count() == 0      # frozen while it ran, thawed after
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        run_scenario(sc, tmp_path / "b")
+        assert gc.get_freeze_count() >= frozen                           # the caller's freeze is kept
+    finally:
+        gc.unfreeze()
