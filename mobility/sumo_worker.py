@@ -240,6 +240,9 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # a Ctrl-C is the caller's to handle; it closes us
     _serve(Connection(os.dup(0), writable=False), Connection(replies, readable=False))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)     # SUMO is closed and the reply sent: skip the interpreter's teardown, which the caller waits for
 
 
 if __name__ == "__main__":

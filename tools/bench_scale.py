@@ -68,7 +68,7 @@ def main() -> None:
     p.add_argument("--warmup-s", type=float, default=700.0, help="until the 20 km road is full")
     p.add_argument("--local-epochs", type=int, default=5,
                    help="each vehicle's local epochs (5: FedAvg's usual E; at 1 a vehicle takes 2 SGD steps on its 18 samples)")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs of each side; the best of each is taken")
     p.add_argument("--no-worker", action="store_true", help="SUMO in process (default: in its worker)")
     p.add_argument("--workers", type=int, default=1,
                    help="training processes; > 1 also times --workers 1 and checks the outputs are the same bytes")
