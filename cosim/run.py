@@ -254,7 +254,7 @@ def _then_realize(rounds, sim: Simulation, dwell: DwellBook):
 def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook,
               overrides: Sequence[str] = (), inputs: Optional[dict[str, str]] = None) -> RunResult:
     """manifest.json, spans/instants/counters.parquet, rounds.csv, decisions.parquet, dwell.csv, trace.json,
-    summary.json; timings.json (wall-clock solve times: they differ from run to run, so nothing else holds
+    summary.json; timings.json (wall-clock solve times and round set-up phases: they differ from run to run, so nothing else holds
     them); snapshots/ when output.snapshots is on."""
     run_dir.mkdir(parents=True, exist_ok=True)
     rounds = proto.rounds
@@ -279,7 +279,7 @@ def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol
     write_decisions(run_dir / "decisions.parquet", proto.decision_rows, _decision_class(proto))
     (run_dir / "timings.json").write_text(strict_dumps(
         {"optimizer": proto.optimizer.name, "solves": proto.solve_ms,
-         "total_ms": sum(t["ms"] for t in proto.solve_ms)}, indent=1) + "\n")
+         "total_ms": sum(t["ms"] for t in proto.solve_ms), "round_phases": proto.phase_ms}, indent=1) + "\n")
     if proto.snapshots:
         (run_dir / "snapshots").mkdir(exist_ok=True)
         for label, snap in proto.snapshots:

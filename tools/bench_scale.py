@@ -7,9 +7,10 @@ In one invocation:
   (b) its baseline: the project's SUMO source alone stepping the same simulated time (warm-up included)
       plus the bare PyTorch loop doing the same training (`bench_overhead.run_bare`: the same clients, the
       same seeds, the same final model).
-Last line: {"bench": "scale", "value": <(a) / (b) wall>, ...}, with the per-round costs that grow with the
-cohort (selection and dwell prediction, planning, start of the vehicle processes, trace records) in the
-details.
+Last line: {"bench": "scale", "value": <(a) / (b) wall>, ...}, with the co-simulator's own per-round costs
+that grow with the cohort (dwell prediction, snapshot and selection over the covered vehicles, planning, start
+of the learners' processes; from timings.json) in the details, per round and per vehicle; `--scaling` adds
+them at a quarter and half of the traffic and learners, to show they grow linearly.
 """
 from __future__ import annotations
 
@@ -60,6 +61,35 @@ def run_source(cfg: Path, warmup_s: float, sim_s: float) -> tuple[float, float]:
     return time.perf_counter() - t0, sum(counts) / len(counts)
 
 
+def per_round_costs(phases: list[dict]) -> dict:
+    """The co-simulator's own per-round set-up costs (timings.json's round_phases) as mean ms per round, and
+    per covered vehicle (predict, snapshot, select: they run over the whole covered cohort) or per learner
+    (plan, start) in us, the figures that must not grow faster than the cohort."""
+    out = {}
+    for name, per in (("predict", "covered"), ("snapshot", "covered"), ("select", "covered"),
+                      ("plan", "selected"), ("start", "selected")):
+        ms = [p[f"{name}_ms"] for p in phases]
+        out[f"{name}_ms"] = round(sum(ms) / len(ms), 3)
+        out[f"{name}_us_per_{'vehicle' if per == 'covered' else 'learner'}"] = round(
+            1e3 * sum(ms) / sum(p[per] for p in phases), 2)
+    out["covered"] = round(sum(p["covered"] for p in phases) / len(phases), 1)
+    return out
+
+
+def scaling(tmp: Path, warmup_s: float) -> list[dict]:
+    """The per-round costs at a quarter, half and all of the road's traffic and learners (3 rounds of one local
+    epoch each, best of 2): per vehicle and per learner they should stay flat as the cohort grows 4x."""
+    rows = []
+    for vph, learners in ((1350.0, 25), (2700.0, 50), (5400.0, 100)):
+        files = build_highway(tmp / f"hw{int(vph)}", length_m=20000.0, lanes=3, vehicles_per_hour=vph,
+                              duration_s=warmup_s + 3600, seed=1)
+        sc = scenario(files.sumocfg, 3, learners, warmup_s, True, 1)
+        runs = [run_cosim(sc) for _ in range(2)]
+        rows.append({"vehicles_per_hour": vph, "learners": learners,
+                     **per_round_costs(min(runs, key=lambda run: run[0])[1].timings["round_phases"])})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=10)
@@ -70,6 +100,8 @@ def main() -> None:
                    help="each vehicle's local epochs (5: FedAvg's usual E; at 1 a vehicle takes 2 SGD steps on its 18 samples)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved runs of each side; the best of each is taken")
     p.add_argument("--no-worker", action="store_true", help="SUMO in process (default: in its worker)")
+    p.add_argument("--scaling", action="store_true",
+                   help="also the per-round costs at 1/4, 1/2 and all of the traffic and learners (linear: flat per vehicle)")
     p.add_argument("--workers", type=int, default=1,
                    help="training processes; > 1 also times --workers 1 and checks the outputs are the same bytes")
     args = p.parse_args()
@@ -78,9 +110,11 @@ def main() -> None:
         files = build_highway(Path(tmp) / "hw", length_m=20000.0, lanes=3, vehicles_per_hour=args.vehicles_per_hour,
                               duration_s=args.warmup_s + 3600, seed=1)
         sc = scenario(files.sumocfg, args.rounds, args.learners, args.warmup_s, not args.no_worker, args.local_epochs)
-        cosim_s, source_s, bare_s, one_s, same = [], [], [], [], True
+        cosim_s, source_s, bare_s, one_s, same, best = [], [], [], [], True, None
         for _ in range(args.repeats):                    # interleaved, best of n for each side
             wall, result = run_cosim(sc, args.workers)
+            if not cosim_s or wall < min(cosim_s):
+                best = result
             cosim_s.append(wall)
             if args.workers > 1:
                 wall, single = run_cosim(sc, 1)
@@ -91,8 +125,10 @@ def main() -> None:
             source_s.append(wall)
             wall, bare_acc = run_bare(sc, result.rounds)
             bare_s.append(wall)
+        grows = scaling(Path(tmp), args.warmup_s) if args.scaling else None
     rounds = result.rounds
     cosim, base = min(cosim_s), min(source_s) + min(bare_s)
+    phases = per_round_costs(best.timings["round_phases"])
     acc = rounds[-1]["accuracy"]
     print(f"co-simulator: {cosim:.2f} s wall ({', '.join(f'{t:.2f}' for t in cosim_s)}): {len(rounds)} rounds, "
           f"{sum(r['selected'] for r in rounds)} vehicle-rounds, {sim_s:.0f} s simulated, ~{vehicles:.0f} vehicles")
@@ -102,9 +138,11 @@ def main() -> None:
                       "bare_pytorch_wall_s": round(min(bare_s), 3), "rounds": len(rounds),
                       "learners_per_round": [r["selected"] for r in rounds], "mean_vehicles": round(vehicles, 1),
                       "rsus": 50, "simulated_s": round(sim_s, 1), "cosim_accuracy": acc, "bare_accuracy": bare_acc,
-                      "accuracy_equal": acc == bare_acc, "sumo_worker": not args.no_worker, "workers": args.workers,
+                      "accuracy_equal": acc == bare_acc, "per_round_ms": phases, "sumo_worker": not args.no_worker,
+                      "workers": args.workers,
                       **({"workers_1_wall_s": round(min(one_s), 3), "speedup_over_workers_1": round(min(one_s) / cosim, 3),
-                          "outputs_identical_to_workers_1": same} if one_s else {}), "target": 1.2}))
+                          "outputs_identical_to_workers_1": same} if one_s else {}),
+                      **({"scaling": grows} if grows else {}), "target": 1.2}))
 
 
 if __name__ == "__main__":

@@ -60,10 +60,16 @@ def is_server_actor(actor: str) -> bool:
     return actor == "server" or actor.startswith("server.gpu")
 
 
+# the wall-clock phases of a round's set-up, between the marks `process` takes (None: a phase the clock
+# runs through, metadata uploads and a scheme's prepare step, not timed)
+_PHASES = ("predict", None, "snapshot", "select", None, "plan", "start")
+
+
 class RoundProtocol:
     """The round process. `rounds` collects one dict per round (ROUND_FIELDS, the scheme's and optimizer's
     columns, and who trained and who was aggregated, in order); `decision_rows` one dict per vehicle and
-    round; `snapshots` the optimizer's inputs (when output.snapshots is on); `solve_ms` its wall times."""
+    round; `snapshots` the optimizer's inputs (when output.snapshots is on); `solve_ms` its wall times;
+    `phase_ms` the wall time of each round's set-up phases (the co-simulator's own per-round costs)."""
 
     round_fields: tuple[str, ...] = ()
     replan_on: tuple[str, ...] = ()
@@ -83,6 +89,7 @@ class RoundProtocol:
         self.decision_rows: list[dict] = []
         self.snapshots: list[tuple[str, RoundSnapshot]] = []
         self.solve_ms: list[dict] = []
+        self.phase_ms: list[dict] = []
         self.plan: Optional[Plan] = None
         self._t0 = self._t_plan = 0.0
 
@@ -229,12 +236,15 @@ class RoundProtocol:
             t0, first_span = env.now, len(trace.spans)
             self._t0 = t0
             trace.instant(t0, r, "server", "round.start", "")
+            wall = [time.perf_counter()]
             try:                        # the route predictor asks SUMO, which may have died at this tick
                 dwell_s = dict(zip((v.id for v in covered), self.dwell.predict(r, covered).tolist()))
             except MobilityError as exc:
                 self.sim.finish("mobility-failed", str(exc))
                 return
+            wall.append(time.perf_counter())
             vehicles = yield from self.metadata(r, covered)
+            wall.append(time.perf_counter())
             elapsed = env.now - t0
             if elapsed > 0:
                 dwell_s = {v: max(d - elapsed, 0.0) for v, d in dwell_s.items()}
@@ -242,6 +252,7 @@ class RoundProtocol:
             self._dwell_at_start = dwell_s
             self._t_plan = env.now       # predictions count from the plan (after the metadata phase)
             snap = self.builder.build(r, vehicles, [dwell_s[v.id] for v in vehicles], self.snapshot_extra(r, vehicles))
+            wall.append(time.perf_counter())
             if len(vehicles) < self.proto.vehicles_per_round and "vehicles_per_round" in self.proto.model_fields_set:
                 warn_once(self, "vehicles_per_round", f"protocol.vehicles_per_round = {self.proto.vehicles_per_round}: "
                           f"round {r} had only {len(vehicles)} covered vehicles to choose from, and selects at most "
@@ -254,9 +265,12 @@ class RoundProtocol:
                 yield env.timeout(world.step_s)
                 continue
             snap = snap.restrict(choice.chosen)
+            wall.append(time.perf_counter())
             if type(self).prepare is not RoundProtocol.prepare:
                 snap = yield from self._prepared(r, snap, dwell_s)
+            wall.append(time.perf_counter())
             self.plan = plan = self.solve(snap)
+            wall.append(time.perf_counter())
             if self.snapshots_on:
                 self.snapshots.append((f"round-{r:04d}", snap))
             for vid in (v for v in choice.chosen if v not in plan.decisions):
@@ -270,6 +284,10 @@ class RoundProtocol:
                 trace.instant(env.now, r, vid, "select", f"share={plan.decisions[vid].bandwidth_share:.4f}")
             self.dwell.mark_selected(r, plan.selected)
             procs = self.start_round(r, plan)
+            wall.append(time.perf_counter())
+            self.phase_ms.append({"round": r, "covered": len(covered), "selected": len(plan.selected),
+                                  **{f"{name}_ms": (b - a) * 1e3 for name, a, b in zip(_PHASES, wall, wall[1:])
+                                     if name is not None}})
             over = env.event()
             if self.replan_on:
                 self.sim.spawn(self._replanner(r, over))

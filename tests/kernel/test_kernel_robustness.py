@@ -164,3 +164,18 @@ def test_a_run_thaws_the_heap_it_froze_and_leaves_a_callers_freeze_alone(tmp_pat
         assert gc.get_freeze_count() >= frozen                           # the caller's freeze is kept
     finally:
         gc.unfreeze()
+
+
+def test_timings_hold_each_rounds_set_up_phases_beside_the_solves(tmp_path):
+    from cosim.run import run_scenario
+    from cosim.scenario import validate_tree
+    from tests.conftest import TWO_VEHICLES
+
+    result = run_scenario(validate_tree(TWO_VEHICLES, "tiny.yaml"), tmp_path / "run")
+    timings = json.loads((tmp_path / "run" / "timings.json").read_text())
+    phases = timings["round_phases"]
+    assert [p["round"] for p in phases] == [r["round"] for r in result.rounds] == [0, 1]
+    assert all(p["covered"] == 2 and p["selected"] == 2 for p in phases)
+    assert all(set(p) == {"round", "covered", "selected", "predict_ms", "snapshot_ms", "select_ms", "plan_ms",
+                          "start_ms"} and min(v for k, v in p.items() if k.endswith("_ms")) >= 0 for p in phases)
+    assert len(timings["solves"]) == 2
