@@ -84,17 +84,20 @@ class DwellBook:
         parked = ~np.isfinite(pred)
         rest_s = max(self.duration_s - t, 0.0)
         pred, serving = np.where(parked, rest_s, pred), np.where(~np.isfinite(serving), rest_s, serving)
-        for v, k, xy, p, q, park in zip(vehicles, rsus, here_xy, pred, serving, parked):
-            key, rsu_id = (v.id, k), w.rsus.ids[k]
-            self.rows.append([float(t), round_, v.id, rsu_id, self.predictor, float(p), float("nan"), True,
-                              float("nan"), False, False, float(q), float("nan"), bool(park)])
-            self._serving_open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
-            self._by_round[(round_, v.id)] = len(self.rows) - 1
-            w.trace.instant(t, round_, v.id, "dwell.predict", f"{rsu_id} {self.predictor} predicted_s={p:.6g}")
-            if w.trace.wants_counters:
-                w.trace.counter(t, v.id, "dwell_predicted_s", p)
-            self._open.setdefault(key, []).append(_Open(len(self.rows) - 1, t))
-            self._last.setdefault(key, (w.t_tick_s, xy))
+        # one pass over Python numbers (the cohort is ~1,000 vehicles a round): rows, open predictions, trace
+        rows, name, nan, ids, trace = self.rows, self.predictor, float("nan"), w.rsus.ids, w.trace
+        counters, t_tick, t_s = trace.wants_counters, w.t_tick_s, float(t)
+        for v, k, xy, p, q, park in zip(vehicles, rsus, here_xy, pred.tolist(), serving.tolist(), parked.tolist()):
+            vid, rsu_id, i = v.id, ids[k], len(rows)
+            key = (vid, k)
+            rows.append([t_s, round_, vid, rsu_id, name, p, nan, True, nan, False, False, q, nan, park])
+            self._serving_open.setdefault(key, []).append(_Open(i, t))
+            self._by_round[(round_, vid)] = i
+            trace.instant(t, round_, vid, "dwell.predict", f"{rsu_id} {name} predicted_s={p:.6g}")
+            if counters:
+                trace.counter(t, vid, "dwell_predicted_s", p)
+            self._open.setdefault(key, []).append(_Open(i, t))
+            self._last.setdefault(key, (t_tick, xy))
         return serving if self.definition == "serving" else pred
 
     def _velocity(self, vehicles: list[Vehicle]) -> tuple[np.ndarray, np.ndarray]:
