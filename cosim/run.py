@@ -73,23 +73,24 @@ def run_scenario(sc: Scenario, run_dir: Path, on_round: Optional[Callable[[dict,
     With `output.checkpoint_every_rounds`, checkpoints go to a hidden sibling (cosim.checkpoint); `resume`
     (a loaded checkpoint, see resume_run) continues from one.
     """
-    with staged(Path(run_dir)) as stage, _heap_frozen():
-        return _run_staged(sc, stage, on_round, source, list(overrides), workers, resume)
+    with staged(Path(run_dir)) as stage, _heap_frozen() as freeze_more:
+        return _run_staged(sc, stage, on_round, source, list(overrides), workers, resume, freeze_more)
 
 
 @contextlib.contextmanager
 def _heap_frozen():
     """Python's cyclic collector, frozen out of what exists before the run (torch's and the other imports'
-    objects, the caller's): a full collection would scan them all, ~0.25 s each on a heap with torch, several
-    times a run; the run's own objects are collected as usual (the set-up is frozen too, once built). Thawed
-    after (unless the caller froze the heap itself), so nothing stays uncollectable; forked workers share the
-    frozen pages. Python's gc.freeze docs give the recipe."""
-    thaw = gc.get_freeze_count() == 0
-    gc.freeze()
+    objects): a full collection would scan them all, ~0.25 s each on a heap with torch, several times a run;
+    the run's own objects are collected as usual. Yields `freeze_more()`, which takes in the set-up once
+    built. Thawed after, so nothing stays uncollectable; forked workers share the frozen pages (the recipe of
+    Python's gc.freeze docs). A caller that froze the heap itself is left as it is: nothing more is frozen."""
+    own = gc.get_freeze_count() == 0
+    if own:
+        gc.freeze()
     try:
-        yield
+        yield gc.freeze if own else (lambda: None)
     finally:
-        if thaw:
+        if own:
             gc.unfreeze()
 
 
@@ -133,7 +134,7 @@ def resume_run(run_dir: Path, on_round=None, workers: int = 1, expect: Optional[
 
 
 def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[str], workers: int = 1,
-                resume: Optional[dict] = None) -> RunResult:
+                resume: Optional[dict] = None, freeze_more: Callable[[], None] = lambda: None) -> RunResult:
     inputs = fingerprint(sc)            # before the run: what it read, not what a file became meanwhile
     streams = RngStreams(sc.seed)
     trace = Trace(sc.output.trace_level)
@@ -164,7 +165,7 @@ def _run_staged(sc: Scenario, stage: Staging, on_round, source, overrides: list[
         sim.positions = PositionLog(sim.world) if sc.output.positions else None
         protocol_class = registry.scheme(sc.protocol.scheme).protocol
         proto = protocol_class(sim, task, sc, dwell, on_round=(lambda row: on_round(row, sim.env.now)) if on_round else None)
-        gc.freeze()                     # the set-up's objects live as long as the run: out of the collector's way
+        freeze_more()                   # the set-up's objects live as long as the run: out of the collector's way
         if workers > 1 and hasattr(proto, "train_pool"):
             from .trainpool import TrainPool
 
