@@ -3,6 +3,7 @@ the timeline measured for that vehicle, and the prediction gap that summary.json
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 from pathlib import Path
@@ -31,6 +32,17 @@ def _status(vid: str, spans: list[Span], aggregated: set[str]) -> str:
     return "not-aggregated" if spans else "not-started"
 
 
+@functools.cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _flat(obj) -> dict:
+    """A decision's or cost's fields (all scalars): dataclasses.asdict without its deep copy, which cost
+    ~9 ms a round for 100 vehicles."""
+    return {name: getattr(obj, name) for name in _names(type(obj))}
+
+
 def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set[str]) -> list[dict]:
     """The rows of one round: every selected vehicle's decision, predicted cost and measured cost (its own
     spans from the plan at `t0` on, and the 'server.compute' spans run for it: its latency ends with the
@@ -51,8 +63,8 @@ def round_rows(r: int, t0: float, plan: Plan, spans: list[Span], aggregated: set
         comm = [s for s in own if s.kind.startswith("tx.")]
         cost = plan.costs[vid]
         row = {"round": r, "vehicle": vid, "status": _status(vid, own + served, aggregated)}
-        row.update(dataclasses.asdict(plan.decisions[vid]))
-        row.update({f"predicted_{k}": v for k, v in dataclasses.asdict(cost).items()})
+        row.update(_flat(plan.decisions[vid]))
+        row.update({f"predicted_{k}": v for k, v in _flat(cost).items()})
         row["predicted_latency_s"] = float(plan.latency_s[vid])       # from the round's start (turns included)
         row.update({
             "measured_latency_s": max(s.t_end_s for s in own + served) - t0 if own else math.nan,
