@@ -19,10 +19,12 @@ encoded by type, shared objects once (by reference), callables and handles left 
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import json
 import os
 import shutil
+import types
 from pathlib import Path, PurePath
 from typing import Any, Optional
 
@@ -62,13 +64,13 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+_REBUILT = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.BuiltinMethodType,
+            types.ModuleType, functools.partial, type)
+
+
 def _skip(value) -> bool:
     """Values the fresh run rebuilds: functions, methods, modules, classes."""
-    import functools
-    import types
-
-    return isinstance(value, (types.FunctionType, types.MethodType, types.BuiltinFunctionType,
-                              types.BuiltinMethodType, types.ModuleType, functools.partial, type))
+    return isinstance(value, _REBUILT)
 
 
 class Encoder:

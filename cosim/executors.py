@@ -82,6 +82,10 @@ def _pool_task(task: tuple[int, str, list[str], str, bool]) -> tuple[int, dict]:
 class SerialExecutor:
     """One run after another, in this process."""
 
+    def default_threads(self) -> Optional[int]:
+        """PyTorch threads per run when the caller names none: this process's own (None: leave them)."""
+        return None
+
     def run(self, todo: list["SweepRun"], scenario: str, base: list[str], threads: Optional[int],
             finished: Finished, resume: bool = False) -> None:
         for r in todo:
@@ -93,6 +97,10 @@ class PoolExecutor:
 
     def __init__(self, jobs: int = 1):
         self.jobs = jobs
+
+    def default_threads(self) -> Optional[int]:
+        """The cores shared out among the jobs (one job: this process's own)."""
+        return max(1, (os.cpu_count() or 1) // self.jobs) if self.jobs > 1 else None
 
     def run(self, todo, scenario, base, threads, finished, resume: bool = False) -> None:
         if self.jobs <= 1:
@@ -221,6 +229,10 @@ class RayExecutor:
                                         cpus if not cpus > 0 else gpus, "> 0 CPUs and >= 0 GPUs per run"))
         self.address, self.cpus, self.gpus, self.where, self.ship = address, cpus, gpus, where, ship
         self.fresh = fresh
+
+    def default_threads(self) -> Optional[int]:
+        """As many as the CPUs each run asks for."""
+        return max(1, int(self.cpus))
 
     def _check_reachable(self) -> None:
         """One line at once for an address nothing answers on (Ray itself retries for minutes)."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import platform
 import shutil
 from importlib import metadata
@@ -110,8 +111,6 @@ def resume_run(run_dir: Path, on_round=None, workers: int = 1, expect: Optional[
         raise UserError(field_error(where, "RUN_DIR", str(run_dir), "a checkpoint of this scenario"))
     manifest = Path(run_dir) / "manifest.json"
     if manifest.is_file():              # the run was written (interrupted): the checkpoint must be of that run
-        import json
-
         try:
             written = json.loads(manifest.read_text())
         except ValueError:
@@ -255,8 +254,8 @@ def _then_realize(rounds, sim: Simulation, dwell: DwellBook):
 def write_run(run_dir: Path, sc: Scenario, sim: Simulation, proto: RoundProtocol, dwell: DwellBook,
               overrides: Sequence[str] = (), inputs: Optional[dict[str, str]] = None) -> RunResult:
     """manifest.json, spans/instants/counters.parquet, rounds.csv, decisions.parquet, dwell.csv, trace.json,
-    summary.json; timings.json (wall-clock solve times and round set-up phases: they differ from run to run, so nothing else holds
-    them); snapshots/ when output.snapshots is on."""
+    summary.json; timings.json (wall-clock solve times and round set-up phases: they differ from run to run,
+    so nothing else holds them); snapshots/ when output.snapshots is on."""
     run_dir.mkdir(parents=True, exist_ok=True)
     rounds = proto.rounds
     trace = sim.trace

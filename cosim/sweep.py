@@ -13,7 +13,6 @@ import csv
 import itertools
 import json
 import math
-import os
 import re
 import statistics
 from dataclasses import dataclass
@@ -151,10 +150,8 @@ def execute(runs: list[SweepRun], scenario: str | Path, base: list[str], resume:
 
     metrics = metrics or _metrics
     executor = executor if executor is not None else PoolExecutor(jobs)
-    if threads is None and getattr(executor, "jobs", 1) > 1:
-        threads = max(1, (os.cpu_count() or 1) // executor.jobs)
-    if threads is None and getattr(executor, "cpus", None):
-        threads = max(1, int(executor.cpus))
+    if threads is None:
+        threads = executor.default_threads()
     rows: dict[int, dict] = {}
 
     def finished(r: SweepRun, row: dict) -> None:

@@ -218,16 +218,18 @@ class World:
         (n, 2) array: one gather for all of them instead of a lookup per field and vehicle (a departed one
         keeps its last values)."""
         n = len(vehicles)
-        live = [i for i, v in enumerate(vehicles) if v._frozen is None]
+        live, gone = [], []
+        for i, v in enumerate(vehicles):
+            (live if v._frozen is None else gone).append(i)
         rows = [self._row_of(vehicles[i].id) for i in live]
         rsu, dist, gain, xy = [0] * n, [0.0] * n, [0.0] * n, np.empty((n, 2))
         for i, r, d, g in zip(live, self._rsu_idx[rows].tolist(), self._d_assoc[rows].tolist(),
                               self._gain[rows].tolist()):
             rsu[i], dist[i], gain[i] = r, d, g
         xy[live] = self.snapshot.xy_m[rows]
-        for i, v in enumerate(vehicles):
-            if v._frozen is not None:
-                rsu[i], dist[i], gain[i], xy[i] = int(v._frozen[2]), float(v._frozen[3]), float(v._frozen[4]), v._frozen[0]
+        for i in gone:
+            held = vehicles[i]._frozen
+            rsu[i], dist[i], gain[i], xy[i] = int(held[2]), float(held[3]), float(held[4]), held[0]
         return rsu, dist, gain, xy
 
     def count_covered(self) -> int:

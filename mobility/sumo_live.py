@@ -163,6 +163,15 @@ class _Session:
         self.tmp.cleanup()
 
 
+def _malformed(files: list[Path]) -> MobilityInputError | None:
+    """The error naming the first of `files` that is not well-formed XML, or None."""
+    for f in files:
+        msg = malformed_xml(f)
+        if msg is not None:
+            return MobilityInputError(f, f"malformed XML ({msg})")
+    return None
+
+
 class SumoLive(MobilitySource):
     """Vehicle positions from a SUMO run stepped by the caller.
 
@@ -279,10 +288,9 @@ class SumoLive(MobilitySource):
 
     def _start_failure(self, files: list[Path], session: _Session, cause: str) -> MobilityInputError:
         """Name the file that made SUMO fail to start: a malformed XML file, else SUMO's first error."""
-        for f in files:
-            msg = malformed_xml(f)
-            if msg is not None:
-                return MobilityInputError(f, f"malformed XML ({msg})")
+        bad = _malformed(files)
+        if bad is not None:
+            return bad
         detail = _first_sumo_error(session) or cause
         return MobilityInputError(self._blamed_file(files, detail), f"SUMO could not load it: {detail}")
 
@@ -310,7 +318,7 @@ class SumoLive(MobilitySource):
             return
         self._open_session(files)
         self._post_start()          # SUMO loads while the files are checked here
-        if any(malformed_xml(f) is not None for f in files):
+        if _malformed(files) is not None:
             self._finalizer()
             self._session = self._finalizer = None
             return
@@ -347,10 +355,9 @@ class SumoLive(MobilitySource):
 
                 self._errors = (TraCIException, FatalTraCIError, WorkerDied)
                 if not launched:
-                    for f in files:   # as in-process: a malformed file is named before SUMO reads it
-                        msg = malformed_xml(f)
-                        if msg is not None:
-                            raise MobilityInputError(f, f"malformed XML ({msg})")
+                    bad = _malformed(files)     # as in-process: a malformed file is named before SUMO reads it
+                    if bad is not None:
+                        raise bad
                     self._post_start()
                 try:
                     session.api.collect()
@@ -362,10 +369,9 @@ class SumoLive(MobilitySource):
                     raise MobilityError("libsumo is already running in this process (one per process): close "
                                         "the other SumoLive first, or use backend='traci'")
                 self._errors = (libsumo.TraCIException, libsumo.FatalTraCIError)
-                for f in files:   # libsumo loading malformed XML can crash the whole process: check first
-                    msg = malformed_xml(f)
-                    if msg is not None:
-                        raise MobilityInputError(f, f"malformed XML ({msg})")
+                bad = _malformed(files)     # libsumo loading malformed XML can crash the whole process
+                if bad is not None:
+                    raise bad
                 _libsumo_session, session.api = session, libsumo  # so that close() also cleans up a failed load
                 try:
                     with _stderr_into(Path(session.tmp.name) / "stderr.txt"):   # SUMO prints errors there

@@ -2,7 +2,6 @@
 results go to stdout, a damaged run cannot crash `cosim plot`, JSON is strict."""
 import json
 import math
-import os
 
 import pytest
 import torch
@@ -10,15 +9,7 @@ import yaml
 
 from cosim.cli import main
 from cosim.trace.export import natural_key, strict_dumps
-
-TINY = {
-    "name": "tiny", "seed": 3, "duration_s": 40,
-    "mobility": {"source": "scripted", "step_s": 1.0, "scripted": {"vehicles": [
-        {"id": "a", "x_m": 100.0, "speed_mps": 0.0}, {"id": "b", "x_m": 300.0, "speed_mps": 5.0}]}},
-    "rsus": {"positions_m": [[0.0, 0.0]], "coverage_radius_m": 500.0},
-    "learning": {"num_clients": 4},
-    "protocol": {"rounds": 2, "vehicles_per_round": 2, "selection": "all", "round_deadline_s": 20},
-}
+from tests.conftest import TWO_VEHICLES as TINY
 
 
 @pytest.fixture
@@ -150,9 +141,7 @@ def test_a_run_thaws_the_heap_it_froze_and_leaves_a_callers_freeze_alone(tmp_pat
 
     from cosim.run import run_scenario
     from cosim.scenario import validate_tree
-    from tests.conftest import TWO_VEHICLES
-
-    sc = validate_tree(TWO_VEHICLES, "tiny.yaml")
+    sc = validate_tree(TINY, "tiny.yaml")
     seen = []
     gc.unfreeze()
     run_scenario(sc, tmp_path / "a", on_round=lambda row, t: seen.append(gc.get_freeze_count()))
@@ -169,9 +158,7 @@ def test_a_run_thaws_the_heap_it_froze_and_leaves_a_callers_freeze_alone(tmp_pat
 def test_timings_hold_each_rounds_set_up_phases_beside_the_solves(tmp_path):
     from cosim.run import run_scenario
     from cosim.scenario import validate_tree
-    from tests.conftest import TWO_VEHICLES
-
-    result = run_scenario(validate_tree(TWO_VEHICLES, "tiny.yaml"), tmp_path / "run")
+    result = run_scenario(validate_tree(TINY, "tiny.yaml"), tmp_path / "run")
     timings = json.loads((tmp_path / "run" / "timings.json").read_text())
     phases = timings["round_phases"]
     assert [p["round"] for p in phases] == [r["round"] for r in result.rounds] == [0, 1]

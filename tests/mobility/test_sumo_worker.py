@@ -114,7 +114,7 @@ def test_a_launched_start_that_sumo_refuses_is_named_as_without_launch(tmp_path)
     assert "bad.rou.xml" in messages[0] and messages[0] == messages[1]
 
 
-def test_a_malformed_input_is_not_launched_and_start_names_it(tmp_path):
+def test_a_malformed_input_is_withdrawn_from_launch_and_start_names_it(tmp_path):
     cfg = tmp_path / "m.sumocfg"
     cfg.write_text('<configuration><input><net-file value="x.net.xml"/></input>')      # never closed
     src = SumoLive(1.0, sumocfg=cfg, seed=1, worker=True)
